@@ -1,0 +1,5 @@
+import sys
+
+from devhttps.cli import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""The TLS side of a session: the CA's leaf (or the user's own pair) and the onboarding hook.
+
+Session glue, like app.py: it combines the CA, the proxy's context builder and
+the onboarding pages, and passes them plain values.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from typing import TYPE_CHECKING
+
+from devhttps import lan
+from devhttps.config import Globals, ServeConfig
+from devhttps.proxy.server import make_server_context
+from devhttps.proxy.types import Hook
+from devhttps.ui import UI
+
+if TYPE_CHECKING:
+    from devhttps import ca as ca_mod
+
+# The CA side (cryptography, trustme, plistlib) is imported only when a session uses the CA:
+# with --cert/--key the proxy runs ~10 MiB smaller.
+
+
+@dataclass(frozen=True)
+class TLSSetup:
+    context: ssl.SSLContext
+    client_context: ssl.SSLContext  # for our own checks through the proxy
+    ca: ca_mod.LocalCA | None  # None with --cert/--key
+    names: tuple[str, ...]  # the names in the served certificate (empty when not ours)
+
+
+def prepare(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], plan: lan.LanPlan,
+            asked: tuple[str, ...] = ()) -> TLSSetup:
+    """``asked``: names the user gave (--name, --bind); never dropped silently."""
+    if cfg.cert is not None and cfg.key is not None:
+        context = make_server_context(cfg.cert, cfg.key)
+        unverified = ssl.create_default_context()
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE  # their certificate, their trust: we only test the WebSocket
+        return TLSSetup(context, unverified, None, ())
+    from devhttps import cacmd, caroot
+
+    ca = cacmd.obtain(caroot.resolve(opts.caroot, env), ui)
+    names = _names_for(ca, plan, {*asked, *([cfg.host] if cfg.host else [])}, ui)
+    leaf = ca.issue_leaf(names)
+    return TLSSetup(_context_from_leaf(leaf), ssl.create_default_context(cadata=ca.cert_pem.decode()), ca, leaf.names)
+
+
+def _names_for(ca: ca_mod.LocalCA, plan: lan.LanPlan, asked: set[str], ui: UI) -> list[str]:
+    """Every name of the plan the CA may sign; names the user asked for are kept (the CA refuses them loudly)."""
+    permitted = ca.permitted
+    if permitted is None:
+        return list(plan.cert_names)
+    kept, dropped = [], []
+    for name in plan.cert_names:
+        (kept if name in asked or permitted.allows(name) else dropped).append(name)
+    if dropped:
+        ui.warning(f"left {', '.join(dropped)} out of the certificate: the CA may only sign local names and private "
+                   "addresses, so phones cannot use these addresses",
+                   "phones can still use the .local name; for a public address use an unconstrained CA in its own "
+                   "folder: `devhttps --caroot DIR ca create --unconstrained`, then `devhttps --caroot DIR`")
+    return kept
+
+
+def _context_from_leaf(leaf: ca_mod.Leaf) -> ssl.SSLContext:
+    # ssl loads keys only from files: keep them for the moment of loading, in a private folder.
+    with tempfile.TemporaryDirectory(prefix="devhttps-") as tmp:
+        cert_path, key_path = Path(tmp, "leaf.pem"), Path(tmp, "leaf-key.pem")
+        cert_path.write_bytes(leaf.cert_pem)
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(leaf.key_pem)
+        return make_server_context(cert_path, key_path)
+
+
+def onboarding_hook(tls: TLSSetup, cfg: ServeConfig, on_trusted: Callable[[str], None]) -> Hook | None:
+    ca = tls.ca
+    if ca is None:
+        return None  # no CA of ours to hand out: plain HTTP gets the proxy's redirect to https
+    from devhttps import mobileconfig
+    from devhttps.proxy.onboarding import OnboardingInfo, make_hook
+
+    info = OnboardingInfo(
+        ca_name=ca.name, fingerprint=ca.fingerprint, cert_pem=ca.cert_pem, cert_der=ca.cert_der,
+        mobileconfig=mobileconfig.build(ca.cert_der, ca.fingerprint, ca.name),
+        constrained=ca.permitted is not None, app_path="/?call=true" if cfg.call else "/",
+    )
+    return make_hook(info, on_trusted)

@@ -1,0 +1,422 @@
+"""One client connection: read request heads, answer locally or forward, stream both bodies.
+
+A request moves through: head parsed → hook → (local answer | upstream) →
+request body streamed up while the response streams down → both done → the
+next request (pipelined bytes wait in ``buf``). Body bytes go straight from
+one transport's ``data_received`` to the other's ``write``; a full write
+buffer pauses reading on the other side (flow control), so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from devhttps.proxy import http1, pages, upgrade
+from devhttps.proxy.local import header, local_answer
+from devhttps.proxy.types import LocalResponse
+from devhttps.proxy.upstream import connect_error, small_reads
+
+if TYPE_CHECKING:
+    from devhttps.proxy.core import Core
+    from devhttps.proxy.upstream import UpstreamConnection
+
+HEAD, BODY, TUNNEL, DRAIN, CLOSED = range(5)
+SINK_WAIT, SINK_UP, SINK_DISCARD = range(3)
+PIPELINE_LIMIT = 1024 * 1024  # buffered bytes of later requests before reading pauses
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, core: "Core", tls: bool, client_ip: str, port: int) -> None:
+        self.core, self.tls, self.client_ip, self.port = core, tls, client_ip, port
+        self.transport: asyncio.Transport | None = None
+        self.state = HEAD
+        self.buf = bytearray()
+        self.active = True  # any traffic since the last timeout sweep
+        self.idle_since = 0.0
+        self.pauses: set[str] = set()
+        self.writes_paused = False
+        self.up: UpstreamConnection | None = None
+        self.connecting: asyncio.Task | None = None
+        self._looping = False
+        self.fwd: tuple[bytes, bytes] | None = None  # this connection's X-Forwarded-* lines, made once
+        self._reset()
+
+    def _reset(self) -> None:
+        self.req: http1.Request | None = None
+        self.req_body: http1.Tracker | None = None
+        self.body_done = self.resp_done = self.resp_started = self.retried = False
+        self.close_after = False
+        self.sink = SINK_WAIT
+        self.status, self.nbytes, self.started = 0, 0, 0.0
+        self.up_head = b""
+
+    # -- asyncio callbacks ----------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if not self.client_ip:  # accepted by the loop itself (no peeking listener)
+            peer = transport.get_extra_info("peername") or ("?",)
+            self.client_ip = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+        transport.set_write_buffer_limits(high=self.core.high_water)  # type: ignore[attr-defined]
+        small_reads(transport)  # plain HTTP on the stdlib loop
+        self.idle_since = self.core.loop.time()
+        self.core.connections.add(self)
+        if self.core.closing:
+            self._close()
+
+    def data_received(self, data: bytes) -> None:
+        self.active = True
+        state = self.state
+        if state == BODY and self.sink != SINK_WAIT and not self.body_done and not self.buf:
+            self._feed_body(data)  # the hot path of an upload: no buffering
+            return
+        if state > BODY:
+            return  # draining or closed: input is discarded
+        if state == HEAD and not self.buf and not self._looping and data[0] != 13:  # (13: CR, a blank line)
+            end = data.find(b"\r\n\r\n")
+            if 0 < end == len(data) - 4 and end < http1.MAX_HEAD:
+                self._start_request(data)  # the usual case: one whole head, nothing after it
+                return
+        self.buf += data
+        if state == HEAD:
+            self._next_requests()
+        elif not self.body_done and self.sink != SINK_WAIT:
+            self._pump_buffered()
+        elif len(self.buf) > PIPELINE_LIMIT:
+            self._pause("pipeline")
+
+    def eof_received(self) -> bool | None:
+        if self.state == BODY and self.body_done and not self.tls:
+            self.close_after = True  # half-closed after a whole request: answer it, then close
+            return True  # (TLS transports cannot stay half-open)
+        if self.state == BODY:
+            self._abort()  # gone mid-request: the upstream connection is released with it
+            return False
+        if self.state < CLOSED:
+            self.state = CLOSED
+            self._drop_upstream(reusable=False)
+        return False  # the transport closes after flushing what was written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._log_unfinished()
+        self.state = CLOSED
+        self._drop_upstream(reusable=False)
+        self.core.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self.writes_paused = True
+        if self.up is not None and self.up.transport is not None:
+            self.up.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writes_paused = False
+        if self.up is not None and self.up.transport is not None:
+            self.up.transport.resume_reading()
+
+    # -- request heads --------------------------------------------------------
+    def _next_requests(self) -> None:
+        if self._looping:
+            return  # called again from inside the loop below (a request finished at once)
+        self._looping = True
+        try:
+            while self.state == HEAD and self.buf:
+                if not self._take_head():
+                    break
+        finally:
+            self._looping = False
+
+    def _take_head(self) -> bool:
+        buf = self.buf
+        while buf[:2] == b"\r\n":  # RFC 9112 2.2: ignore blank lines before a request
+            del buf[:2]
+        try:
+            end = http1.find_head_end(buf)
+        except http1.BadRequest as exc:
+            self._refuse(exc.status, str(exc))
+            return False
+        if end < 0 or end > http1.MAX_HEAD:
+            if end > http1.MAX_HEAD or len(buf) > http1.MAX_HEAD:
+                self._refuse(431, "the request header block is larger than 64 KiB")
+            return False
+        head = bytes(buf[:end])
+        del buf[:end]
+        self._start_request(head)
+        return True
+
+    def _start_request(self, head: bytes) -> None:
+        core = self.core
+        if core.on_request is not None:
+            self.started = perf_counter()  # (uvloop's loop.time() has only millisecond resolution)
+        try:
+            req = http1.parse_request(head)
+        except http1.BadRequest as exc:
+            self._refuse(exc.status, str(exc))
+            return
+        self.state, self.req, self.req_body = BODY, req, req.body
+        self.body_done = req.body is None
+        self.close_after = not req.keep_alive or req.version == "HTTP/1.0" or core.closing
+        if core.hook is not None or (not self.tls and core.listener_tls):
+            local = local_answer(core, req, self.tls, self.client_ip, self.port, self.transport)
+            if local is not None:
+                self._answer_locally(local)
+                return
+        self._forward()
+
+    def _refuse(self, status: int, detail: str) -> None:
+        """A head we cannot read: answer, then close (the stream position is lost)."""
+        self.state, self.close_after = BODY, True
+        self.started = self.started or perf_counter()  # (a refused head may come before any request)
+        self.transport.write(pages.serialize(pages.plain_error(status, detail), close=True))
+        self.status = status
+        self._log(status, method="-", path="-")
+        self._close_softly()
+
+    def _answer_locally(self, resp: LocalResponse) -> None:
+        req = self.req
+        if not self.body_done and (req.expect_continue or self.resp_started):
+            self.close_after = True  # the client waits for 100 or has sent part of the body: end it here
+        self.resp_started = True
+        self.status, self.nbytes = resp.status, len(resp.body)
+        self.transport.write(pages.serialize(resp, close=self.close_after, head_only=req.method == "HEAD"))
+        self.sink, self.resp_done = SINK_DISCARD, True
+        self._pump_buffered()
+        self._maybe_finish()
+
+    # -- forwarding -------------------------------------------------------------
+    def _forward(self) -> None:
+        if self.fwd is None:
+            self.fwd = http1.forward_parts(self.client_ip, self.tls, self.port)
+        self.up_head = http1.upstream_head(self.req, self.client_ip, self.tls, self.port, self.fwd)
+        up = self.core.pool.take()
+        if up is not None:
+            self._attach(up)
+        else:
+            self._connect()
+
+    def _connect(self) -> None:
+        self.sink = SINK_WAIT
+        self._pause("connect")
+        self.connecting = self.core.loop.create_task(self._connect_task())
+
+    async def _connect_task(self) -> None:
+        try:
+            up = await self.core.pool.connect()
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.connecting = None
+            if self.state == BODY and not self.resp_started:
+                self._bad_gateway(connect_error(exc))
+            return
+        self.connecting = None
+        if self.state != BODY:
+            up.release(reusable=True)
+            return
+        self._resume("connect")
+        self._attach(up)
+
+    def _attach(self, up: "UpstreamConnection") -> None:
+        self.up = up
+        up.send_request(self, self.up_head, self.req.method)
+        if self.writes_paused:
+            up.transport.pause_reading()
+        self.sink = SINK_UP
+        if not self.req.upgrade:
+            self._pump_buffered()
+
+    def _pump_buffered(self) -> None:
+        if self.body_done or self.sink == SINK_WAIT or not self.buf:
+            return
+        data = bytes(self.buf)
+        self.buf.clear()
+        self._feed_body(data)
+
+    def _feed_body(self, data: bytes) -> None:
+        try:
+            used = self.req_body.feed(data)  # type: ignore[union-attr]
+        except http1.BadFraming as exc:
+            self._body_broken(str(exc))
+            return
+        if self.sink == SINK_UP:
+            self.up.write(data if used == len(data) else data[:used])  # type: ignore[union-attr]
+        if self.req_body.done:  # type: ignore[union-attr]
+            self.body_done = True
+            if used < len(data):
+                self.buf += data[used:]
+            self._maybe_finish()
+
+    def _body_broken(self, detail: str) -> None:
+        if self.resp_started:
+            self._abort()
+            return
+        self._drop_upstream(reusable=False)
+        self._refuse(400, f"bad chunked body: {detail}")
+
+    # -- callbacks from the upstream connection --------------------------------
+    def on_interim(self, raw: bytes) -> None:
+        if self.req.version == "HTTP/1.1":  # 100 Continue and friends mean nothing to HTTP/1.0
+            self.transport.write(raw)
+
+    def on_switch(self, resp: http1.Response, rest: bytes) -> None:
+        if not self.req.upgrade:
+            self.on_upstream_lost("the app switched protocols without being asked")
+            return
+        self.status, self.state, up = 101, TUNNEL, self.up
+        self.up = None
+        self.transport.write(resp.raw)
+        self._log(101)
+        pending, self.buf = bytes(self.buf), bytearray()
+        up.owner = None
+        upgrade.splice(self.transport, up.transport, pending_up=pending, pending_down=rest,
+                       on_close=lambda: self.core.connections.discard(self))
+
+    def on_response(self, resp: http1.Response, body: http1.Tracker | None, first: bytes) -> None:
+        self.resp_started, self.status = True, resp.status
+        if body is not None and body.until_close:
+            self.close_after = True
+        head = http1.client_head(resp, self.close_after)
+        self.nbytes += len(first)
+        self.transport.write(head + first if first else head)
+
+    def on_response_data(self, data: bytes) -> None:
+        self.nbytes += len(data)
+        self.transport.write(data)
+
+    def on_response_end(self, reusable: bool) -> None:
+        if not self.body_done:
+            self.close_after = True  # answered before the whole body came: stop here
+        self._drop_upstream(reusable=reusable and self.body_done)
+        self.resp_done = True
+        self._maybe_finish()
+
+    def on_upstream_lost(self, reason: str) -> None:
+        up, self.up = self.up, None
+        self._resume("upstream")  # its full write buffer may have paused the client
+        if self.resp_started:  # died mid-answer: pass on what came, then end the connection (no made-up ending)
+            self._close()
+            return
+        if up is not None and up.reused and not up.received and self.req.body is None and not self.retried:
+            self.retried = True  # a pooled connection the app had just closed: try once on a fresh one
+            self._connect()
+            return
+        self._bad_gateway(reason)
+
+    def pause_for_upstream(self, paused: bool) -> None:
+        (self._pause if paused else self._resume)("upstream")
+
+    def _bad_gateway(self, cause: str) -> None:
+        self._drop_upstream(reusable=False)
+        self._resume("connect")
+        self._answer_locally(pages.bad_gateway(self.core.upstream_url, cause, header(self.req, "accept")))
+
+    # -- finishing ----------------------------------------------------------------
+    def _maybe_finish(self) -> None:
+        if self.resp_done and (self.body_done or self.close_after) and self.state == BODY:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._log(self.status)
+        if self.close_after or self.core.closing:
+            self._close_softly()
+            return
+        self._reset()
+        self.state, self.active = HEAD, True
+        if self.pauses:
+            self._resume("pipeline")
+            self._resume("upstream")
+        if self.buf:
+            self._next_requests()
+
+    def _log(self, status: int, method: str | None = None, path: str | None = None) -> None:
+        if self.core.on_request is not None:
+            req = self.req
+            self.core.log(self.client_ip, method or (req.method if req else "-"),
+                          path or (req.target.split("?", 1)[0] if req else "-"), status, self.nbytes, self.started)
+
+    def _drop_upstream(self, reusable: bool) -> None:
+        up, self.up = self.up, None
+        if self.pauses:
+            self._resume("upstream")
+        if up is not None:
+            if up.transport is not None and not up.transport.is_reading():
+                up.transport.resume_reading()
+            up.release(reusable)
+        if self.connecting is not None:
+            self.connecting.cancel()
+            self.connecting = None
+
+    def _pause(self, reason: str) -> None:
+        if not self.pauses and self.state < TUNNEL:
+            self.transport.pause_reading()
+        self.pauses.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason in self.pauses:
+            self.pauses.discard(reason)
+            if not self.pauses and self.state < TUNNEL:
+                self.transport.resume_reading()
+
+    def _close_softly(self) -> None:
+        """Close after the answer is flushed; on plain TCP half-close first so the client reads it all."""
+        self._drop_upstream(reusable=False)
+        self.state, self.idle_since, self.active = DRAIN, self.core.loop.time(), False
+        self.pauses.clear()
+        if self.transport.can_write_eof():
+            self.transport.resume_reading()  # read and drop input until the client closes (lingering close)
+            self.transport.write_eof()
+        else:
+            self.transport.close()
+
+    def _log_unfinished(self) -> None:
+        if self.state == BODY and self.req is not None:
+            self._log(self.status if self.resp_started else 499)  # 499: the client went away first (as nginx)
+
+    def _close(self) -> None:
+        self._log_unfinished()
+        self.state = CLOSED
+        self._drop_upstream(reusable=False)
+        self.transport.close()
+
+    def _abort(self) -> None:
+        self._log_unfinished()
+        self.state = CLOSED
+        self._drop_upstream(reusable=False)
+        self.transport.abort()
+
+    # -- called by the server ---------------------------------------------------
+    def check_timeout(self, now: float) -> None:
+        """Called about once a second; ``active`` is set by traffic in either direction."""
+        if self.active:
+            self.active, self.idle_since = False, now
+            return
+        idle = now - self.idle_since
+        if self.state == HEAD and idle > self.core.idle_timeout:
+            self._close()
+        elif self.state == DRAIN and idle > 2.0:
+            self._abort()
+        elif self.state == BODY and idle > self.core.upstream_timeout:
+            if self.resp_started:
+                self._abort()
+            else:
+                self._drop_upstream(reusable=False)
+                self.close_after = True
+                self._answer_locally(pages.plain_error(504, "the app did not answer in time"))
+
+    @property
+    def busy(self) -> bool:
+        """Still has a request or unsent bytes; a drained connection in lingering close does not count."""
+        return self.state < DRAIN or (self.state == DRAIN and self.transport.get_write_buffer_size() > 0)
+
+    def begin_shutdown(self) -> None:
+        if self.state == HEAD and not self.buf:
+            self._close()
+        elif self.state == BODY:
+            self.close_after = True
+        elif self.state == TUNNEL:
+            self.transport.close()  # the pipe closes the upstream side too
+
+    def kill(self) -> None:
+        self._log_unfinished()
+        self.state = CLOSED
+        self._drop_upstream(reusable=False)
+        self.transport.abort()
+        self.core.connections.discard(self)

@@ -1,0 +1,334 @@
+"""HTTP/1.1 message heads and body framing (RFC 9112), written for the proxy's hot path.
+
+Heads are parsed once into plain values; bodies are never parsed for content,
+only *tracked*: a tracker is fed raw bytes and says how many of them belong to
+the current message, so the proxy forwards the bytes unchanged (chunk framing
+included) and knows where the next message starts.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_HEAD = 64 * 1024  # a larger header block is answered with 431
+MAX_CHUNK_LINE = 4096  # chunk-size line incl. extensions, and each trailer line
+
+_REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/(\d)\.(\d)\r\n")
+_STATUS_LINE = re.compile(r"HTTP/1\.([01]) (\d\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n")
+# The whole header block in one pass: token ":" value CRLF, where a value has no control character but TAB
+# (this also refuses obs-fold continuation lines and bare CR or LF).
+_FIELDS = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n")
+_FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*[^\r\n \t])?[ \t]*\r\n")
+# A whole valid head in one C-level pass over the received bytes (the same grammar as the three patterns
+# above, which only run to word the refusal when this does not match).
+_FIELD_BLOCK = rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n"
+_REQUEST_HEAD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n" + _FIELD_BLOCK)
+_RESPONSE_HEAD = re.compile(rb"HTTP/1\.([01]) (\d\d\d)((?: [^\x00-\x08\x0a-\x1f\x7f]*)?)\r\n" + _FIELD_BLOCK)
+# The headers that steer framing and connection handling, and those the proxy drops from a request head
+# before adding its own: found in one pass. A head with only Host among them needs no rewriting.
+_MANAGED = re.compile(rb"\r\n(connection|content-length|transfer-encoding|upgrade|expect|host|keep-alive|"
+                      rb"proxy-connection|x-forwarded-(?:for|proto|host|port)):[ \t]*([^\r\n]*)", re.IGNORECASE)
+_DROP = re.compile(r"\r\n(?:connection|keep-alive|proxy-connection|x-forwarded-(?:for|proto|host|port)):[^\r\n]*",
+                   re.IGNORECASE)
+
+# Hop-by-hop headers the proxy itself manages; every other header passes unchanged.
+_CONNECTION_HEADERS = frozenset(("connection", "keep-alive", "proxy-connection"))
+
+
+class BadRequest(Exception):
+    """A head the proxy must refuse: ``status`` is 400, 431, 501 or 505."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class BadFraming(Exception):
+    """A body whose framing cannot be followed (bad chunk size, overlong line)."""
+
+
+class Request:
+    """A parsed request head. ``headers`` is built on first use: forwarding needs only the managed headers."""
+
+    __slots__ = ("raw", "start", "special", "method", "target", "version", "keep_alive", "upgrade",
+                 "expect_continue", "body", "plain", "_headers")
+
+    def __init__(self, raw: bytes, start: int, special: dict[str, list[str]], method: str, target: str,
+                 version: str, plain: bool = False) -> None:
+        self.raw, self.start, self.special = raw, start, special  # raw: the head as received
+        self.method, self.target, self.version = method, target, version  # version: HTTP/1.1 or HTTP/1.0
+        self._headers: list[tuple[str, str]] | None = None
+        self.plain = plain  # HTTP/1.1 with only Host among the managed headers: forwarded as it came
+        if plain:  # the usual request: nothing below to decide
+            self.keep_alive, self.upgrade, self.expect_continue, self.body = True, False, False, None
+            return
+        conn = _tokens(special.get("connection"))
+        self.keep_alive = "close" not in conn and (version == "HTTP/1.1" or "keep-alive" in conn)
+        self.upgrade = "upgrade" in conn and "upgrade" in special  # Connection: upgrade plus an Upgrade header
+        self.expect_continue = version == "HTTP/1.1" and "100-continue" in _tokens(special.get("expect"))
+        self.body: Tracker | None = _request_body(special)  # None: no body
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """(name, value) in original case and order."""
+        if self._headers is None:
+            self._headers = _FIELD.findall(self.raw.decode("latin-1"), self.start)
+        return self._headers
+
+
+class Response:
+    __slots__ = ("status", "raw", "close", "length", "chunked")
+
+    def __init__(self, status: int, raw: bytes, close: bool, length: int | None, chunked: bool) -> None:
+        self.status = status
+        self.raw = raw  # the head exactly as received, CRLFCRLF included
+        self.close = close  # the upstream will close after this response
+        self.length = length  # Content-Length, when given
+        self.chunked = chunked
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        text = self.raw.decode("latin-1")
+        return _FIELD.findall(text, text.index("\r\n") + 2)
+
+
+def find_head_end(buf: bytes | bytearray, start: int = 0) -> int:
+    """Index just past the CRLFCRLF that ends a head, -1 if not there yet; raise on a bare-LF head."""
+    end = buf.find(b"\r\n\r\n", start)
+    if end >= 0:
+        return end + 4
+    if buf.find(b"\n\n", start) >= 0:
+        raise BadRequest(400, "line ends without CR")
+    return -1
+
+
+def _special(found: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+    """The managed headers' values by lower-case name, in order."""
+    special: dict[str, list[str]] = {}
+    for name, value in found:
+        special.setdefault(name.decode("ascii").lower(), []).append(value.rstrip(b" \t").decode("latin-1"))
+    return special
+
+
+def _tokens(values: list[str] | None) -> list[str]:
+    if not values:
+        return []
+    if len(values) == 1 and "," not in values[0]:
+        return [values[0].strip().lower()]
+    return [t.strip().lower() for v in values for t in v.split(",")]
+
+
+def _content_length(values: list[str] | None) -> int | None:
+    if not values:
+        return None
+    if len(values) == 1 and values[0].isdigit() and values[0].isascii() and len(values[0]) <= 18:
+        return int(values[0])  # the usual case, without the checks below
+    found = {v.strip() for value in values for v in value.split(",")}
+    if len(found) != 1:
+        raise BadRequest(400, "conflicting Content-Length")
+    value = found.pop()
+    if not value.isdigit() or not value.isascii() or len(value) > 18:
+        raise BadRequest(400, "bad Content-Length")
+    return int(value)
+
+
+def parse_request(head: bytes) -> Request:
+    """Parse a request head (CRLFCRLF included, leading blank lines already dropped)."""
+    match = _REQUEST_HEAD.fullmatch(head)
+    if match is None or match[1] == b"CONNECT":
+        _refuse_request(head.decode("latin-1"))
+    method, target, minor = match.groups()
+    start = match.end(3)  # the CRLF before the first header line
+    found = _MANAGED.findall(head, start)
+    version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
+    if len(found) == 1 and found[0][0].lower() == b"host":
+        host = found[0][1].rstrip(b" \t").decode("latin-1")
+        return Request(head, start + 2, {"host": [host]}, method.decode("ascii"), target.decode("latin-1"),
+                       version, plain=minor == b"1")
+    special = _special(found)
+    hosts = special.get("host")
+    if (hosts is None and minor == b"1") or (hosts is not None and len(hosts) > 1):
+        raise BadRequest(400, "an HTTP/1.1 request needs exactly one Host header")  # RFC 9112 3.2
+    return Request(head, start + 2, special, method.decode("ascii"), target.decode("latin-1"), version)
+
+
+def _refuse_request(text: str) -> None:
+    """Raise the BadRequest that says what is wrong with a head _REQUEST_HEAD refused."""
+    match = _REQUEST_LINE.match(text)
+    if match is None:
+        raise BadRequest(400, "malformed request line")
+    if match[3] != "1" or match[4] not in "01":
+        raise BadRequest(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
+    if match[1] == "CONNECT":
+        raise BadRequest(501, "CONNECT is not supported by a reverse proxy")
+    raise BadRequest(400, "malformed header line")
+
+
+def _request_body(special: dict[str, list[str]]) -> Tracker | None:
+    codings = _tokens(special.get("transfer-encoding"))
+    length = _content_length(special.get("content-length"))
+    if codings:
+        # A proxy must not guess: TE plus CL, or a non-chunked final coding, is refused (request smuggling).
+        if length is not None or codings[-1] != "chunked" or codings.count("chunked") != 1:
+            raise BadRequest(400, "unsupported Transfer-Encoding")
+        return ChunkedTracker()
+    if length:
+        return LengthTracker(length)
+    return None
+
+
+def parse_response(head: bytes) -> Response:
+    """Parse an upstream response head; raises BadRequest (the proxy answers 502)."""
+    match = _RESPONSE_HEAD.fullmatch(head)
+    if match is None:
+        if _STATUS_LINE.match(head.decode("latin-1")) is None:
+            raise BadRequest(502, "malformed status line")
+        raise BadRequest(400, "malformed header line")
+    found = _MANAGED.findall(head, match.end(3))
+    close = match[1] == b"0"
+    if len(found) == 1 and found[0][0].lower() == b"content-length":  # the usual response
+        value = found[0][1].rstrip(b" \t")
+        if value.isdigit() and len(value) <= 18:
+            return Response(int(match[2]), head, close, int(value), False)
+    special = _special(found)
+    close = close or "close" in _tokens(special.get("connection"))
+    codings = _tokens(special.get("transfer-encoding"))
+    chunked, length = False, None
+    if codings:
+        chunked = codings[-1] == "chunked"
+        close = close or not chunked  # another final coding: the body runs until close
+    else:
+        length = _content_length(special.get("content-length"))
+    return Response(int(match[2]), head, close, length, chunked)
+
+
+def response_body(resp: Response, method: str) -> "Tracker | None":
+    """How the response body is framed: None for no body, UntilClose when only EOF ends it."""
+    if method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
+        return None
+    if resp.chunked:
+        return ChunkedTracker()
+    if resp.length is not None:
+        return LengthTracker(resp.length) if resp.length else None
+    return UntilClose()
+
+
+def forward_parts(client_ip: str, tls: bool, port: int) -> tuple[bytes, bytes]:
+    """The X-Forwarded-* lines of one connection's plain requests, before and after the Host value."""
+    proto = "https" if tls else "http"
+    return (f"X-Forwarded-For: {client_ip}\r\nX-Forwarded-Proto: {proto}\r\nX-Forwarded-Host: ".encode("latin-1"),
+            f"\r\nX-Forwarded-Port: {port}\r\n\r\n".encode("latin-1"))
+
+
+def upstream_head(req: Request, client_ip: str, tls: bool, port: int,
+                  parts: tuple[bytes, bytes] | None = None) -> bytes:
+    """The head sent upstream: Host kept, X-Forwarded-* set, only connection-management headers changed.
+
+    ``parts``: forward_parts() for this connection, made once.
+    """
+    if req.plain:
+        before, after = parts or forward_parts(client_ip, tls, port)
+        return b"".join((req.raw[:-2], before, req.special["host"][0].encode("latin-1"), after))
+    text = req.raw.decode("latin-1")[:-2]  # without the blank line
+    if _DROP.search(text):
+        text = _DROP.sub("", text)
+    xff = req.special.get("x-forwarded-for")
+    host = req.special.get("host")
+    parts_ = [text]
+    if req.upgrade:
+        parts_.append("Connection: Upgrade\r\n")
+    elif req.version == "HTTP/1.0":
+        parts_.append("Connection: close\r\n")
+    parts_.append(f"X-Forwarded-For: {', '.join(xff) + ', ' if xff else ''}{client_ip}\r\n")
+    parts_.append("X-Forwarded-Proto: https\r\n" if tls else "X-Forwarded-Proto: http\r\n")
+    if host:
+        parts_.append(f"X-Forwarded-Host: {host[0]}\r\n")
+    parts_.append(f"X-Forwarded-Port: {port}\r\n\r\n")
+    return "".join(parts_).encode("latin-1")
+
+
+def client_head(resp: Response, close: bool) -> bytes:
+    """The response head for the client: unchanged unless connection handling differs from the upstream's."""
+    if not close and not resp.close:
+        return resp.raw  # the upstream keeps the connection open, and so do we: its headers say nothing false
+    lines = resp.raw[:-4].decode("latin-1").split("\r\n")
+    out = [lines[0]]
+    out.extend(line for (name, _), line in zip(resp.headers, lines[1:]) if name.lower() not in _CONNECTION_HEADERS)
+    if close:
+        out.append("Connection: close")
+    return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
+
+
+class Tracker:
+    """Follows one body's framing. ``feed`` returns how many bytes belong to the body."""
+
+    done = False
+    until_close = False
+
+    def feed(self, data: bytes | bytearray) -> int:
+        raise NotImplementedError
+
+
+class LengthTracker(Tracker):
+    def __init__(self, length: int) -> None:
+        self.left = length
+
+    def feed(self, data: bytes | bytearray) -> int:
+        take = min(self.left, len(data))
+        self.left -= take
+        self.done = self.left == 0
+        return take
+
+
+class UntilClose(Tracker):
+    until_close = True
+
+    def feed(self, data: bytes | bytearray) -> int:
+        return len(data)
+
+
+class ChunkedTracker(Tracker):
+    """A chunked body: size lines, data, CRLFs, and trailers. Data bytes are skipped by arithmetic."""
+
+    def __init__(self) -> None:
+        self.state = 0  # 0 size line, 1 data, 2 CRLF after data, 3 trailer lines
+        self.left = 0  # data bytes left (state 1) or CRLF bytes left (state 2)
+        self.line = bytearray()  # a partial size/trailer line across feeds
+
+    def feed(self, data: bytes | bytearray) -> int:
+        pos, end = 0, len(data)
+        while pos < end and not self.done:
+            if self.state == 1 or self.state == 2:
+                take = min(self.left, end - pos)
+                if self.state == 2 and data[pos:pos + take] != b"\r\n"[2 - self.left:2 - self.left + take]:
+                    raise BadFraming("chunk data not followed by CRLF")
+                pos += take
+                self.left -= take
+                if self.left == 0:
+                    self.state, self.left = (2, 2) if self.state == 1 else (0, 0)
+            else:
+                pos = self._line(data, pos, end)
+        return pos
+
+    def _line(self, data: bytes | bytearray, pos: int, end: int) -> int:
+        nl = data.find(b"\n", pos, end)
+        stop = end if nl < 0 else nl + 1
+        self.line += data[pos:stop]
+        if len(self.line) > MAX_CHUNK_LINE:
+            raise BadFraming("chunk line too long")
+        if nl >= 0:
+            self._end_line(bytes(self.line))
+            self.line.clear()
+        return stop
+
+    def _end_line(self, line: bytes) -> None:
+        if not line.endswith(b"\r\n"):
+            raise BadFraming("chunk line without CRLF")
+        if self.state == 3:
+            self.done = line == b"\r\n"
+            return
+        size = line[:-2].split(b";", 1)[0].strip(b" \t")
+        if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
+            raise BadFraming("bad chunk size")
+        self.left = int(size, 16)
+        self.state = 1 if self.left else 3

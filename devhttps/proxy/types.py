@@ -1,0 +1,54 @@
+"""Plain values shared by the proxy and the code that plugs into it.
+
+A *hook* sees each request head before it is forwarded and may answer it
+locally (onboarding pages, the trust probe, later an access gate for tunnels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+
+@dataclass(frozen=True)
+class RequestHead:
+    method: str
+    target: str  # as sent: "/path?query"
+    version: str  # "HTTP/1.1"
+    headers: tuple[tuple[str, str], ...]  # original case and order
+    client: str  # client IP address
+    tls: bool  # arrived over TLS (False: plain HTTP on the TLS port, or a plain listener)
+    port: int  # the local port the request arrived on
+
+    def header(self, name: str, default: str = "") -> str:
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return default
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+
+@dataclass(frozen=True)
+class LocalResponse:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = field(default=())  # Content-Length is added by the proxy
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    client: str
+    method: str
+    path: str
+    status: int
+    nbytes: int  # response body bytes sent to the client
+    ms: float  # from request head received to response complete
+
+
+# Returns a response to answer locally, or None to forward (TLS) / redirect to https (plain HTTP).
+Hook = Callable[[RequestHead], Optional[LocalResponse]]

@@ -1,0 +1,276 @@
+"""Connections to the upstream app: response parsing, body tracking, and a small keep-alive pool.
+
+An :class:`UpstreamConnection` serves one request at a time for an *owner* (the
+client connection) and reports through the owner's methods; the bytes of the
+response are handed over unchanged, so nothing is copied or re-encoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import TYPE_CHECKING, Protocol
+
+from devhttps.proxy import http1
+
+if TYPE_CHECKING:
+    from devhttps.config import UpstreamAddr
+
+HIGH_WATER = 512 * 1024  # write buffer size at which the other side stops reading
+READ_SIZE = 64 * 1024  # bytes per read on the stdlib loop (see connection_made)
+RETRY_GAP = 0.2  # seconds between connection attempts while waiting for a restarting upstream
+
+
+class Owner(Protocol):
+    """What an upstream connection reports to (see client.ClientConnection)."""
+
+    def on_interim(self, raw: bytes) -> None: ...
+    def on_switch(self, resp: http1.Response, rest: bytes) -> None: ...
+    def on_response(self, resp: http1.Response, body: http1.Tracker | None, first: bytes) -> None: ...
+    def on_response_data(self, data: bytes) -> None: ...
+    def on_response_end(self, reusable: bool) -> None: ...
+    def on_upstream_lost(self, reason: str) -> None: ...
+    def pause_for_upstream(self, paused: bool) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, pool: "UpstreamPool") -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.owner: Owner | None = None
+        self.method = "GET"
+        self.buf = bytearray()
+        self.body: http1.Tracker | None = None
+        self.reading_head = False
+        self.received = False  # any byte of the current response arrived
+        self.reused = False
+        self.will_close = False
+
+    # -- driven by the owner ---------------------------------------------------
+    def send_request(self, owner: Owner, head: bytes, method: str) -> None:
+        self.owner, self.method = owner, method
+        self.reading_head, self.received, self.body, self.will_close = True, False, None, False
+        self.transport.write(head)
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def release(self, reusable: bool) -> None:
+        """The owner is done with it: back to the pool, or closed."""
+        self.owner = None
+        self.reused = True
+        if reusable and not self.will_close and not self.buf and self.transport and not self.transport.is_closing():
+            self.pool.put(self)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        self.owner = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- asyncio callbacks ----------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=HIGH_WATER)  # type: ignore[attr-defined]
+        small_reads(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        owner = self.owner
+        if owner is None:  # bytes while idle: the connection is out of step, drop it
+            self.pool.discard(self)
+            self.transport.abort()
+            return
+        self.received = True
+        owner.active = True  # type: ignore[attr-defined]
+        if not self.reading_head:
+            self._body_data(owner, data)
+            return
+        if self.buf:  # the rest of a head that came in pieces
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
+        try:
+            self._parse_heads(owner, data)
+        except (http1.BadRequest, http1.BadFraming) as exc:
+            self._fail(f"the app sent an invalid response ({exc})")
+
+    def _parse_heads(self, owner: Owner, data: bytes) -> None:
+        while self.reading_head and self.owner is owner:
+            end = data.find(b"\r\n\r\n") + 4
+            if end < 4:
+                end = http1.find_head_end(data)  # not there yet, or a bare-LF head (which raises)
+            if end < 0:
+                if len(data) > http1.MAX_HEAD:
+                    raise http1.BadRequest(502, "response head too large")
+                self.buf += data
+                return
+            head, data = data[:end], data[end:]
+            resp = http1.parse_response(head)
+            if resp.status == 101:
+                self.reading_head = False
+                owner.on_switch(resp, data)
+                return
+            if resp.status < 200:
+                owner.on_interim(head)
+                continue
+            self._start_body(owner, resp, data)  # it owns the rest of ``data`` (a next request may be sent meanwhile)
+            return
+
+    def _start_body(self, owner: Owner, resp: http1.Response, rest: bytes) -> None:
+        self.reading_head = False
+        self.will_close = resp.close
+        if resp.length == len(rest) and resp.status not in (204, 304) and self.method != "HEAD":
+            owner.on_response(resp, None, rest)  # the usual small answer: the whole body came with its head
+            if self.owner is owner:
+                owner.on_response_end(not self.will_close)
+            return
+        body = self.body = http1.response_body(resp, self.method)
+        used = 0
+        if body is not None and rest:
+            try:
+                used = body.feed(rest)
+            except http1.BadFraming as exc:
+                self._fail(f"the app sent a broken chunked body ({exc})")
+                return
+        # The head and the first body bytes leave in one write: one TLS record, one syscall.
+        owner.on_response(resp, body, rest if used == len(rest) else rest[:used])
+        if (body is None or body.done) and self.owner is owner:
+            self._end(owner, rest[used:])
+
+    def _body_data(self, owner: Owner, data: bytes) -> None:
+        body = self.body
+        if body is None:  # after a 101 the pipe owns the transport; anything else is out of step
+            self._fail("the app sent bytes after its response")
+            return
+        try:
+            used = body.feed(data)
+        except http1.BadFraming as exc:
+            self._fail(f"the app sent a broken chunked body ({exc})")
+            return
+        owner.on_response_data(data if used == len(data) else data[:used])
+        if body.done:
+            self._end(owner, data[used:])
+
+    def _end(self, owner: Owner, extra: bytes) -> None:
+        self.body = None
+        if extra:
+            self.will_close = True  # bytes beyond the response: never reuse
+        owner.on_response_end(not self.will_close)
+
+    def _fail(self, reason: str) -> None:
+        owner, self.owner = self.owner, None
+        self.transport.abort()
+        if owner is not None:
+            owner.on_upstream_lost(reason)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.discard(self)
+        owner, self.owner = self.owner, None
+        if owner is None:
+            return
+        if self.body is not None and self.body.until_close:
+            self.body = None
+            owner.on_response_end(False)
+        else:
+            owner.on_upstream_lost("the app closed the connection" + (f" ({exc})" if exc else ""))
+
+    def eof_received(self) -> bool:
+        return False  # close; connection_lost decides whether the response was complete
+
+    def pause_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.pause_for_upstream(True)
+
+    def resume_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.pause_for_upstream(False)
+
+
+def small_reads(transport: asyncio.BaseTransport) -> None:
+    # asyncio's plain socket transport reads into a fresh 256 KiB bytes object: above glibc's mmap threshold,
+    # so every read maps and unmaps memory (measured: ~15 us per keep-alive request on this path).
+    # uvloop reads into a buffer of its own and has no such attribute.
+    if getattr(transport, "max_size", 0) > READ_SIZE:
+        transport.max_size = READ_SIZE  # type: ignore[attr-defined]
+
+
+def _upstream_tls() -> ssl.SSLContext:
+    # An https upstream is the user's own local app, typically with a self-signed certificate:
+    # the hop stays on this machine or LAN, so it is encrypted but not verified.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class UpstreamPool:
+    """Idle keep-alive connections to the one upstream, newest first."""
+
+    def __init__(self, addr: "UpstreamAddr", *, max_idle: int = 128, connect_timeout: float = 10.0,
+                 wait: float = 0.0) -> None:
+        self.addr = addr
+        self.max_idle = max_idle
+        self.connect_timeout = connect_timeout
+        self.wait = wait  # keep retrying a refused connection this long (an upstream restarting)
+        self.idle: list[UpstreamConnection] = []
+
+    def take(self) -> UpstreamConnection | None:
+        while self.idle:
+            conn = self.idle.pop()
+            if conn.transport is not None and not conn.transport.is_closing():
+                return conn
+        return None
+
+    async def connect(self) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        while True:
+            try:
+                return await self._connect_once(loop)
+            except ConnectionRefusedError:
+                if loop.time() + RETRY_GAP > deadline:
+                    raise
+            await asyncio.sleep(RETRY_GAP)
+
+    async def _connect_once(self, loop: asyncio.AbstractEventLoop) -> UpstreamConnection:
+        tls = _upstream_tls() if self.addr.scheme == "https" else None
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(lambda: UpstreamConnection(self), self.addr.host, self.addr.port, ssl=tls),
+            self.connect_timeout,
+        )
+        return conn
+
+    def put(self, conn: UpstreamConnection) -> None:
+        if len(self.idle) >= self.max_idle:
+            conn.close()
+            return
+        self.idle.append(conn)
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+
+    def close_all(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.close()
+
+
+def connect_error(exc: BaseException) -> str:
+    """Why a connection to the upstream failed, in words for the 502 page."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "the connection timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is it running?)"
+    if isinstance(exc, socket.gaierror):
+        return f"the name does not resolve ({exc.strerror})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS to the app failed ({exc.reason or exc})"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -1,0 +1,405 @@
+"""Headless Chromium for tests: a throwaway HOME with its own NSS trust store.
+
+Chromium on Linux reads trusted CAs from ``$HOME/.pki/nssdb`` (``--user-data-dir``
+does not move it), so every :class:`Browser` gets a temporary HOME. Pages report
+their results back with a request to a server the test controls (``PageServer``
+below, or the app under test): ``--dump-dom`` does not wait for promises.
+
+Under ``CI=true`` a missing Chromium or ``certutil`` fails the test; locally it skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+PHONE_HOST = "phone.test"  # not loopback and not localhost, so not a secure context over plain HTTP
+# Every other name resolves to nothing: Chromium's background look-ups never leave the machine.
+DEFAULT_HOST_RULES = (f"MAP {PHONE_HOST} 127.0.0.1", "MAP * ~NOTFOUND", "EXCLUDE localhost")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--no-default-browser-check", "--password-store=basic",
+    # Both are needed: a fake microphone, and no permission prompt for it.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+)
+
+# net/base/net_error_list.h; the range -200..-299 is certificate errors.
+_CERT_ERRORS = {
+    -200: "COMMON_NAME_INVALID", -201: "DATE_INVALID", -202: "AUTHORITY_INVALID",
+    -203: "CONTAINS_ERRORS", -204: "NO_REVOCATION_MECHANISM", -205: "UNABLE_TO_CHECK_REVOCATION",
+    -206: "REVOKED", -207: "INVALID", -208: "WEAK_SIGNATURE_ALGORITHM", -210: "NON_UNIQUE_NAME",
+    -211: "WEAK_KEY", -212: "NAME_CONSTRAINT_VIOLATION", -213: "VALIDITY_TOO_LONG",
+}
+_NAMED_CERT_ERROR = re.compile(r"net::ERR_CERT_[A-Z_]+")
+_HANDSHAKE_ERROR = re.compile(r"handshake failed;.*net_error (-2\d\d)\b")
+
+
+def chromium_path() -> Optional[str]:
+    """``$DEVHTTPS_TEST_CHROMIUM`` if set, else /usr/bin/chromium, else the first one on PATH."""
+    chosen = os.environ.get("DEVHTTPS_TEST_CHROMIUM")
+    if chosen:
+        return chosen if os.access(chosen, os.X_OK) else None
+    if os.access("/usr/bin/chromium", os.X_OK):
+        return "/usr/bin/chromium"
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def chromium_available() -> bool:
+    return chromium_path() is not None and shutil.which("certutil") is not None
+
+
+def require_browser() -> str:
+    """The Chromium executable; skips the test locally and fails it under CI when missing."""
+    exe = chromium_path()
+    needed = (("chromium", exe), ("certutil (libnss3-tools)", shutil.which("certutil")))
+    missing = [what for what, found in needed if not found]
+    if missing:
+        reason = f"needs {' and '.join(missing)}: apt-get install chromium libnss3-tools"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    assert exe is not None
+    return exe
+
+
+def cert_error_in(text: str) -> Optional[str]:
+    """The first certificate error Chromium logged, as ``net::ERR_CERT_...``."""
+    named = _NAMED_CERT_ERROR.search(text)
+    if named:
+        return named.group(0)
+    code = _HANDSHAKE_ERROR.search(text)
+    if code:
+        value = int(code.group(1))
+        return "net::ERR_CERT_" + _CERT_ERRORS.get(value, f"UNKNOWN({value})")
+    return None
+
+
+@dataclass(frozen=True)
+class BrowserResult:
+    stdout: str
+    stderr: str
+    dom: str  # the serialised DOM after load ("" in `until` mode or on a failed load)
+    cert_error: Optional[str]  # "net::ERR_CERT_..." if any certificate failed, else None
+    returncode: Optional[int] = None
+    timed_out: bool = False
+
+
+@dataclass
+class Browser:
+    """One headless Chromium setup: a temporary HOME with an empty NSS database."""
+
+    home: Path
+    exe: str
+    _runs: int = field(default=0, repr=False)
+
+    @classmethod
+    def create(cls, root: Path, exe: Optional[str] = None) -> "Browser":
+        exe = exe or require_browser()
+        nssdb = root / ".pki" / "nssdb"
+        nssdb.mkdir(parents=True)
+        _certutil("-d", f"sql:{nssdb}", "-N", "--empty-password")
+        return cls(root, exe)
+
+    @property
+    def nssdb(self) -> Path:
+        return self.home / ".pki" / "nssdb"
+
+    def trust_ca(self, pem_path: Path, name: str = "test-ca") -> None:
+        """Trust a CA for TLS servers (``C,,``; ``,,`` would import it untrusted)."""
+        _certutil("-d", f"sql:{self.nssdb}", "-A", "-t", "C,,", "-n", name, "-i", str(pem_path))
+
+    def run_page(
+        self,
+        url: str,
+        *,
+        host_rules: tuple[str, ...] = DEFAULT_HOST_RULES,
+        timeout: float = 30.0,
+        until: Optional[Callable[[], bool]] = None,
+        stop_on_cert_error: bool = True,
+        extra_args: tuple[str, ...] = (),
+    ) -> BrowserResult:
+        """Open ``url``.
+
+        Without ``until``: ``--dump-dom``, returns after the load event with the DOM.
+        With ``until``: Chromium keeps running until ``until()`` is true (e.g. the
+        page's report arrived), a certificate error shows (``stop_on_cert_error``),
+        it exits, or ``timeout`` passes.
+        """
+        args = self._command(url, host_rules, extra_args, dump_dom=until is None)
+        proc = subprocess.Popen(args, env=self._env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        try:
+            if until is None:
+                return _collect(proc, timeout)
+            return _watch(proc, timeout, until, stop_on_cert_error)
+        finally:
+            _stop(proc)
+
+    def _command(self, url: str, host_rules: tuple[str, ...], extra: tuple[str, ...], dump_dom: bool) -> list[str]:
+        self._runs += 1
+        profile = self.home / f"profile-{self._runs}"  # fresh per run: no cache or HSTS carried over
+        args = [self.exe, *_FLAGS, f"--user-data-dir={profile}", *extra]
+        if host_rules:
+            args.append("--host-resolver-rules=" + ",".join(host_rules))
+        if dump_dom:
+            args.append("--dump-dom")
+        return [*args, url]
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CHROME_", "DBUS_"))}
+        env["HOME"] = str(self.home)
+        env["XDG_CONFIG_HOME"] = str(self.home / ".config")
+        env["XDG_CACHE_HOME"] = str(self.home / ".cache")
+        return env
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Browser:
+    """A :class:`Browser` with its own HOME under ``tmp_path``."""
+    return Browser.create(tmp_path / "browser-home")
+
+
+def _certutil(*args: str) -> None:
+    exe = shutil.which("certutil") or "certutil"
+    done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"certutil {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+
+def _collect(proc: subprocess.Popen, timeout: float) -> BrowserResult:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        out, err = proc.communicate()
+        return BrowserResult(out, err, "", cert_error_in(err), proc.returncode, timed_out=True)
+    return BrowserResult(out, err, out, cert_error_in(err), proc.returncode)
+
+
+def _watch(proc: subprocess.Popen, timeout: float, until: Callable[[], bool], stop_on_cert: bool) -> BrowserResult:
+    out: list[str] = []
+    err: list[str] = []
+    readers = [_drain(proc.stdout, out), _drain(proc.stderr, err)]
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    while not until():
+        if (stop_on_cert and cert_error_in("".join(err))) or proc.poll() is not None:
+            break
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+        time.sleep(0.05)
+    _stop(proc)
+    for reader in readers:
+        reader.join(5)
+    stderr = "".join(err)
+    return BrowserResult("".join(out), stderr, "", cert_error_in(stderr), proc.returncode, timed_out)
+
+
+def _drain(stream, sink: list[str]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: sink.extend(iter(stream.readline, "")), daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End Chromium, then its helpers: they share the process group started for it.
+
+    The profile is thrown away, so the helpers get no graceful exit (theirs takes seconds).
+    """
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(wait)
+    deadline = time.monotonic() + 5
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any member of the group still running? Zombies do not count: their reaping is init's job."""
+    proc_fs = Path("/proc")
+    if not proc_fs.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc_fs.iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+                return True
+    return False
+
+
+# ---------------------------------------------------------------------------
+# A loopback server for test pages: plain HTTP and TLS on one port.
+
+Responder = Callable[["Request"], Optional[tuple[int, list[tuple[str, str]], bytes]]]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    client: str
+    tls: bool
+    port: int
+    body: bytes
+
+
+class PageServer:
+    """Serves ``pages`` (path → HTML) and records ``POST /report`` JSON bodies.
+
+    A first byte of 0x16 (a TLS ClientHello) gets TLS when ``tls`` is given;
+    anything else is plain HTTP, as on the devhttps port. ``responder`` sees
+    every request first and may answer it.
+    """
+
+    def __init__(self, pages: Optional[dict[str, bytes]] = None, *, tls: Optional[ssl.SSLContext] = None,
+                 responder: Optional[Responder] = None) -> None:
+        self.pages = dict(pages or {})
+        self.tls = tls
+        self.responder = responder
+        self.reports: list[dict] = []
+        self.requests: list[Request] = []
+        self.handshake_failures = 0
+        self._got_report = threading.Condition()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def __enter__(self) -> "PageServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def wait_report(self, timeout: float = 10.0) -> Optional[dict]:
+        with self._got_report:
+            self._got_report.wait_for(lambda: self.reports, timeout)
+            return self.reports[0] if self.reports else None
+
+    def has_report(self) -> bool:
+        return bool(self.reports)
+
+    def add_report(self, report: dict) -> None:
+        with self._got_report:
+            self.reports.append(report)
+            self._got_report.notify_all()
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: PageServer
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Handshakes a browser refuses (untrusted CA) are expected in these tests;
+        # idle pre-connected sockets that time out are not worth counting.
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            self.owner.handshake_failures += 1
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        owner: PageServer = self.server.owner  # type: ignore[attr-defined]
+        self.request.settimeout(10)
+        first = self.request.recv(1, socket.MSG_PEEK)
+        self.is_tls = first == b"\x16" and owner.tls is not None
+        if self.is_tls:
+            self.request = owner.tls.wrap_socket(self.request, server_side=True)
+            self.connection = self.request
+        super().setup()
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_HEAD = do_OPTIONS = do_GET
+
+    def _serve(self) -> None:
+        owner: PageServer = self.server.owner  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        req = Request(self.command, self.path, tuple(self.headers.items()), self.client_address[0],
+                      self.is_tls, self.server.server_address[1], self.rfile.read(length))
+        owner.requests.append(req)
+        answer = owner.responder(req) if owner.responder else None
+        if answer is None:
+            answer = self._default(owner, req)
+        status, headers, body = answer
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _default(self, owner: PageServer, req: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        path = req.target.split("?", 1)[0]
+        if req.method == "POST" and path == "/report":
+            owner.add_report(json.loads(req.body or b"{}"))
+            return 204, [], b""
+        if path in owner.pages:
+            return 200, [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")], owner.pages[path]
+        return 404, [("Content-Type", "text/plain")], b"not found\n"
+
+
+def report_script(extra: str = "") -> str:
+    """A page script that reports isSecureContext and a getUserMedia attempt to ``/report``."""
+    return """<script>
+(async function () {
+  var r = {secure: window.isSecureContext, href: location.href, mediaDevices: !!navigator.mediaDevices};
+  try {
+    var s = await navigator.mediaDevices.getUserMedia({audio: true});
+    r.mic = s.getAudioTracks().map(function (t) { return t.label; });
+    s.getTracks().forEach(function (t) { t.stop(); });
+  } catch (e) { r.micError = String(e); }
+  %s
+  await fetch("/report", {method: "POST", body: JSON.stringify(r)});
+})();
+</script>""" % extra

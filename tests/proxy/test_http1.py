@@ -1,0 +1,185 @@
+"""Heads and body framing, without sockets."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from devhttps.proxy import http1
+
+
+def req(text: str) -> http1.Request:
+    return http1.parse_request(text.replace("\n", "\r\n").encode())
+
+
+def test_request_line_headers_and_keep_alive():
+    r = req("GET /a?b=1 HTTP/1.1\nHost: x\nX-A:  spaced \n\n")
+    assert (r.method, r.target, r.version) == ("GET", "/a?b=1", "HTTP/1.1")
+    assert r.headers == [("Host", "x"), ("X-A", "spaced")]
+    assert r.keep_alive and r.body is None and not r.upgrade
+
+
+@pytest.mark.parametrize("text,keep", [
+    ("GET / HTTP/1.1\nHost: x\nConnection: close\n\n", False),
+    ("GET / HTTP/1.0\n\n", False),
+    ("GET / HTTP/1.0\nConnection: keep-alive\n\n", True),
+])
+def test_connection_semantics(text, keep):
+    assert req(text).keep_alive is keep
+
+
+@pytest.mark.parametrize("text,status", [
+    ("GET / HTTP/2.0\n\n", 505),
+    ("GET /\n\n", 400),
+    ("GET  / HTTP/1.1\n\n", 400),
+    ("GET / HTTP/1.1\nBad Header: x\n\n", 400),
+    ("GET / HTTP/1.1\nAccept: */*\n\n", 400),
+    ("GET / HTTP/1.1\nHost: a\nHost: b\n\n", 400),
+    ("GET / HTTP/1.1\nX: a\n folded\n\n", 400),
+    ("GET / HTTP/1.1\nX: a\x00b\n\n", 400),
+    ("POST / HTTP/1.1\nHost: x\nContent-Length: 1\nContent-Length: 2\n\n", 400),
+    ("POST / HTTP/1.1\nHost: x\nContent-Length: -1\n\n", 400),
+    ("POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\nContent-Length: 3\n\n", 400),
+    ("POST / HTTP/1.1\nHost: x\nTransfer-Encoding: gzip\n\n", 400),
+    ("CONNECT example:443 HTTP/1.1\n\n", 501),
+])
+def test_malformed_requests_are_refused(text, status):
+    with pytest.raises(http1.BadRequest) as info:
+        req(text)
+    assert info.value.status == status
+
+
+def test_bare_lf_head_is_refused_not_waited_for():
+    with pytest.raises(http1.BadRequest):
+        http1.find_head_end(bytearray(b"GET / HTTP/1.1\nHost: x\n\n"))
+    assert http1.find_head_end(bytearray(b"GET / HTTP/1.1\r\nHost: x\r\n")) == -1
+
+
+def test_upgrade_and_expect():
+    r = req("GET /ws HTTP/1.1\nHost: x\nConnection: keep-alive, Upgrade\nUpgrade: websocket\nExpect: 100-continue\n\n")
+    assert r.upgrade and r.expect_continue
+
+
+def test_upstream_head_sets_forwarded_headers_and_keeps_the_rest():
+    r = req("GET /p HTTP/1.1\nHost: h:1\nConnection: keep-alive\nX-Forwarded-For: 1.2.3.4\n"
+            "X-Forwarded-Proto: http\nCookie: a=b\n\n")
+    head = http1.upstream_head(r, "10.0.0.9", True, 8443).decode()
+    assert head.startswith("GET /p HTTP/1.1\r\nHost: h:1\r\nCookie: a=b\r\n")
+    assert "X-Forwarded-For: 1.2.3.4, 10.0.0.9\r\n" in head
+    assert "X-Forwarded-Proto: https\r\n" in head and "X-Forwarded-Proto: http\r\n" not in head
+    assert "X-Forwarded-Host: h:1\r\nX-Forwarded-Port: 8443\r\n\r\n" in head
+    assert "Connection" not in head
+
+
+def test_response_framing():
+    def resp(text, method="GET"):
+        r = http1.parse_response(text.replace("\n", "\r\n").encode())
+        return http1.response_body(r, method)
+    assert isinstance(resp("HTTP/1.1 200 OK\nContent-Length: 5\n\n"), http1.LengthTracker)
+    assert isinstance(resp("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n"), http1.ChunkedTracker)
+    assert resp("HTTP/1.1 200 OK\n\n").until_close
+    assert resp("HTTP/1.1 200 OK\nContent-Length: 5\n\n", "HEAD") is None
+    assert resp("HTTP/1.1 204 No Content\n\n") is None
+    assert resp("HTTP/1.1 304 Not Modified\nContent-Length: 9\n\n") is None
+
+
+def test_client_head_is_unchanged_unless_connection_management_differs():
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    assert http1.client_head(http1.parse_response(raw), close=False) is raw
+    closing = http1.parse_response(b"HTTP/1.1 200 OK\r\nConnection: close\r\nX: y\r\n\r\n")
+    assert http1.client_head(closing, close=False) == b"HTTP/1.1 200 OK\r\nX: y\r\n\r\n"
+    assert http1.client_head(closing, close=True) == b"HTTP/1.1 200 OK\r\nX: y\r\nConnection: close\r\n\r\n"
+
+
+CHUNKED = b"5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(0, len(CHUNKED)), max_size=6), extra=st.binary(max_size=20))
+def test_chunked_tracker_finds_the_end_however_bytes_are_split(cuts, extra):
+    data = CHUNKED + extra
+    points = sorted(set(cuts)) + [len(data)]
+    tracker, used, start = http1.ChunkedTracker(), 0, 0
+    for point in points:
+        if tracker.done:
+            break
+        used += tracker.feed(data[start:point])
+        start = point
+    assert tracker.done and used == len(CHUNKED)
+
+
+@pytest.mark.parametrize("bad", [b"zz\r\n", b"5\r\nhelloXX", b"5\n", b"1" * 5000])
+def test_chunked_tracker_rejects_bad_framing(bad):
+    with pytest.raises(http1.BadFraming):
+        http1.ChunkedTracker().feed(bad)
+
+
+# -- the one-pass head check against a line-by-line reading of the same grammar -------------------------
+TCHAR = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def read_lines(head: bytes):
+    """(method, target, minor, [(name, value)]) for a head RFC 9112 accepts, else None."""
+    lines = head[:-4].split(b"\r\n") if head.endswith(b"\r\n\r\n") else []
+    if not lines or b"\n" in head.replace(b"\r\n", b"") or b"\r" in head.replace(b"\r\n", b""):
+        return None
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[0] or not set(parts[0]) <= TCHAR or parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
+        return None
+    if not parts[1] or any(c <= 0x20 or c == 0x7f for c in parts[1]):
+        return None
+    fields = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or not set(name) <= TCHAR or any(c < 0x20 and c != 9 or c == 0x7f for c in value):
+            return None
+        fields.append((name.decode(), value.strip(b" \t").decode("latin-1")))
+    return parts[0].decode(), parts[1].decode("latin-1"), parts[2][-1:], fields
+
+
+names = st.sampled_from(["Host", "host", "HOST", "Cookie", "X-Forwarded-For", "x-forwarded-proto", "Connection",
+                         "Keep-Alive", "Proxy-Connection", "Accept", "Bad Name", "", "X\x80"])
+values = st.text(alphabet="ab :\t,;=\x00\x7f\x80\xff\r\n", max_size=8)
+raw_heads = st.builds(
+    lambda m, t, v, hs: (f"{m} {t} {v}\r\n" + "".join(f"{k}:{val}\r\n" for k, val in hs) + "\r\n").encode("latin-1"),
+    st.sampled_from(["GET", "POST", "G T", "", "GET\x00"]), st.sampled_from(["/", "/a?b=c", "/\x7f", "/ x", "/\xe9"]),
+    st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1 ", "http/1.1"]), st.lists(st.tuples(names, values),
+                                                                                         max_size=5))
+
+
+@settings(max_examples=400, deadline=None)
+@given(head=raw_heads)
+@example(head="GET /\xe9 HTTP/1.1\r\nHost: \xff\r\nX:\t\x80 \r\n\r\n".encode("latin-1"))
+@example(head=b"GET / HTTP/1.0\r\nA: b\r\n\r\n")
+def test_head_check_agrees_with_a_line_by_line_reading(head):
+    expected = read_lines(head)
+    try:
+        r = http1.parse_request(head)
+    except http1.BadRequest:
+        if expected is not None:  # refused although well-formed: only for the number of Host headers
+            hosts = [v for k, v in expected[3] if k.lower() == "host"]
+            assert len(hosts) > 1 or (not hosts and expected[2] == b"1")
+        return
+    assert expected is not None
+    assert (r.method, r.target, r.version[-1:].encode()) == expected[:3]
+    assert [(k, v) for k, v in r.headers] == [(k, v) for k, v in expected[3]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=raw_heads)
+def test_plain_request_forwarding_equals_the_general_rewrite(head):
+    try:
+        r = http1.parse_request(head)
+    except http1.BadRequest:
+        return
+    fast = http1.upstream_head(r, "10.1.2.3", True, 8443, http1.forward_parts("10.1.2.3", True, 8443))
+    r.plain = False  # the same request through the rewriting path
+    assert fast == http1.upstream_head(r, "10.1.2.3", True, 8443)
+
+
+def test_only_host_among_managed_headers_is_forwarded_without_rewriting():
+    assert req("GET / HTTP/1.1\nHost: x\nCookie: a\n\n").plain
+    for extra in ("Connection: keep-alive", "keep-alive: 5", "X-Forwarded-Host: y", "Content-Length: 0"):
+        assert not req(f"GET / HTTP/1.1\nHost: x\n{extra}\n\n").plain
+    assert not req("GET / HTTP/1.0\nHost: x\n\n").plain  # HTTP/1.0 gets Connection: close added

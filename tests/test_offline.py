@@ -127,10 +127,7 @@ def test_a_phone_on_the_lan_reaches_the_advertised_address(lan_pair, tmp_path):
          "--port", str(port), "--caroot", str(caroot)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        for line in server.stdout:
-            if '"event": "ready"' in line:
-                ready = json.loads(line)
-                break
+        ready = _ready(server)
         assert ready["urls"][0] == f"https://10.99.0.1:{port}/"
         assert ready["onboarding_url"] == f"http://10.99.0.1:{port}/"
         phone = subprocess.run(["ip", "netns", "exec", phone_ns, sys.executable, "-c", PHONE, str(port),
@@ -142,6 +139,17 @@ def test_a_phone_on_the_lan_reaches_the_advertised_address(lan_pair, tmp_path):
     finally:
         server.terminate()
         assert server.wait(20) == 0
+
+
+def _ready(server: subprocess.Popen) -> dict:
+    """The ``ready`` event, or a failure that shows what the server said instead."""
+    seen = []
+    for line in server.stdout:
+        seen.append(line)
+        if '"event": "ready"' in line:
+            return json.loads(line)
+    server.wait(20)
+    pytest.fail(f"devhttps exited {server.returncode} before it was ready:\n{''.join(seen)}{server.stderr.read()}")
 
 
 def _lines_until(stream, marker: str):

@@ -50,3 +50,41 @@ def test_top_level_layout_is_exactly_the_agreed_one():
         pytest.skip("not a git checkout")
     top = {line.split("/", 1)[0] for line in listed.stdout.splitlines()}
     assert top == {"pyproject.toml", "README.md", "devhttps", "tests", "scripts", ".ci", ".gitignore"}
+
+
+def _imported_top_level(folder: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def _requirement_name(spec: str) -> str:
+    import re
+
+    return re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_third_party_import_is_a_declared_dependency():
+    """A fresh machine installs only what pyproject declares: an undeclared import breaks it there first."""
+    import importlib.metadata
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_requirement_name(spec) for spec in meta["dependencies"]}
+    for extra in meta["optional-dependencies"].values():
+        declared |= {_requirement_name(spec) for spec in extra}
+    ours = {"devhttps", "tests"} | {p.stem for p in (ROOT / "scripts").glob("*.py")}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {}
+    for folder in ("devhttps", "tests", "scripts"):
+        for module in _imported_top_level(ROOT / folder) - ours - set(sys.stdlib_module_names) - {"tomli"}:
+            dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+            if not dists & declared:
+                undeclared[module] = f"{folder}/ (from {', '.join(sorted(dists))})"
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"

@@ -18,6 +18,7 @@ from devhttps.config import UpstreamAddr
 from devhttps.proxy.client import ClientConnection
 from devhttps.proxy.core import Core
 from devhttps.proxy.tls import make_server_context
+from devhttps.proxy.tlsconn import accept_tls
 from devhttps.proxy.types import Hook, RequestLog
 from devhttps.proxy.upstream import UpstreamPool
 
@@ -175,9 +176,8 @@ class ProxyServer:
     def _hand_over(self, sock: socket.socket, addr: tuple, port: int, *, tls: bool) -> None:
         conn = ClientConnection(self.core, tls, _client_ip(addr), port)
         loop = self.core.loop
-        if tls:
-            coro = loop.connect_accepted_socket(lambda: conn, sock, ssl=self._listen_ctx,
-                                                ssl_handshake_timeout=self.handshake_timeout)
+        if tls:  # our own TLS transport: see tlsconn.py for why not the loop's
+            coro = accept_tls(loop, sock, self._listen_ctx, conn, self.handshake_timeout)
         else:
             coro = loop.connect_accepted_socket(lambda: conn, sock)
         task = loop.create_task(coro)

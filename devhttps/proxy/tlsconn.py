@@ -1,0 +1,316 @@
+"""The server side of TLS on a non-blocking ``ssl.SSLSocket``: OpenSSL reads and writes the socket itself.
+
+The event loops' own TLS transports (asyncio's in Python, uvloop's in Cython) pass every record
+through memory BIOs: the kernel's bytes are copied into a buffer, from there into OpenSSL, and the
+answer back out, with a state machine in Python around each step. For the small request/answer
+pairs of a chat UI that bookkeeping costs more than the cryptography. Here a readable socket is one
+``SSL_read`` and a write one ``SSL_write``, each doing its own system call; the loop only says when
+the socket is readable or writable.
+
+The transport follows asyncio's: ``write`` never blocks (what the socket does not take is queued,
+and the protocol is paused above the high-water mark), ``close`` flushes first, ``abort`` does not,
+and a TLS stream cannot be half-closed (``can_write_eof`` is False).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import ssl
+from typing import Any
+
+RECORD = 16 * 1024  # the most plaintext one TLS record carries: one SSL_read returns at most one record
+READS_PER_WAKE = 16  # bounds one connection's turn while a large upload streams in
+HIGH_WATER = 64 * 1024
+
+
+async def accept_tls(loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: ssl.SSLContext,
+                     protocol: asyncio.Protocol, timeout: float) -> "TLSTransport":
+    """Handshake on an accepted, non-blocking socket, then connect ``protocol`` to a new transport.
+
+    Raises ``ssl.SSLError``/``OSError`` for a failed handshake and ``asyncio.TimeoutError`` after
+    ``timeout`` seconds; the socket is closed in every such case.
+    """
+    sock = ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+    try:
+        await asyncio.wait_for(_handshake(loop, sock), timeout)
+    except BaseException:
+        _close_quietly(sock)
+        raise
+    transport = TLSTransport(loop, sock, protocol)
+    protocol.connection_made(transport)
+    transport._start()
+    return transport
+
+
+def _close_quietly(sock: ssl.SSLSocket) -> None:
+    # Unread input makes close() send a reset, which a client reports as an error instead of a close:
+    # read what already arrived (the rest of a garbled handshake) first.
+    for _ in range(16):
+        try:
+            if not socket.socket.recv(sock, RECORD):
+                break
+        except OSError:
+            break
+    sock.close()
+
+
+async def _handshake(loop: asyncio.AbstractEventLoop, sock: ssl.SSLSocket) -> None:
+    fd = sock.fileno()
+    while True:
+        try:
+            sock.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            await _ready(loop, fd, loop.add_reader, loop.remove_reader)
+        except ssl.SSLWantWriteError:
+            await _ready(loop, fd, loop.add_writer, loop.remove_writer)
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, fd: int, add: Any, remove: Any) -> None:
+    waiter = loop.create_future()
+    add(fd, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        remove(fd)
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class TLSTransport(asyncio.Transport):
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: ssl.SSLSocket, protocol: asyncio.Protocol) -> None:
+        super().__init__()
+        self._loop, self._sock, self._protocol = loop, sock, protocol
+        self._fd = sock.fileno()
+        self._buffer: collections.deque = collections.deque()  # the head is the write in progress
+        self._buffered = 0
+        self._high, self._low = HIGH_WATER, HIGH_WATER // 4
+        self._reading = False  # a reader is registered
+        self._paused = False  # the protocol asked for no more data
+        self._writing = False  # a writer is registered
+        self._write_wants_read = False
+        self._protocol_paused = False
+        self._closing = False
+        self._closed = False
+
+    # -- asyncio.Transport ----------------------------------------------------------
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        sock = self._sock
+        try:
+            if name == "peername":
+                return sock.getpeername()
+            if name == "sockname":
+                return sock.getsockname()
+            if name in ("socket", "ssl_object"):
+                return sock
+            if name == "sslcontext":
+                return sock.context
+            if name == "peercert":
+                return sock.getpeercert()
+            if name == "cipher":
+                return sock.cipher()
+            if name == "compression":
+                return sock.compression()
+        except (OSError, ValueError):
+            return default
+        return default
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._unwatch_read()
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._watch_read()
+        if self._sock.pending():  # decrypted bytes already inside OpenSSL: the socket will not say so
+            self._loop.call_soon(self._on_readable)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        high = HIGH_WATER if high is None else high
+        low = high // 4 if low is None else low
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        self._check_pause()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._low, self._high
+
+    def get_write_buffer_size(self) -> int:
+        return self._buffered
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        raise NotImplementedError("a TLS connection cannot be half-closed")
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data or self._closing:
+            return
+        if not self._buffer:
+            try:
+                self._sock.send(data)  # all of it or nothing: OpenSSL takes no partial writes here
+                return
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError) as exc:
+                # OpenSSL may have sent some records already: the same bytes must be offered again.
+                self._write_wants_read = isinstance(exc, ssl.SSLWantReadError)
+            except (ssl.SSLError, OSError) as exc:
+                self._fatal(exc)
+                return
+        self._buffer.append(bytes(data) if not isinstance(data, bytes) else data)
+        self._buffered += len(data)
+        if not self._writing and not self._write_wants_read:
+            self._writing = True
+            self._loop.add_writer(self._fd, self._on_writable)
+        self._check_pause()
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._unwatch_read()
+        if not self._buffer:
+            self._loop.call_soon(self._finish, None, True)
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closing = True
+        self._finish(None, False)
+
+    # -- the loop's callbacks --------------------------------------------------------------
+    def _start(self) -> None:
+        if not self._closing:
+            self._watch_read()
+            self._loop.call_soon(self._on_readable)  # a request may have come with the last handshake flight
+
+    def _on_readable(self) -> None:
+        if self._write_wants_read:
+            self._write_wants_read = False
+            self._on_writable()
+        sock = self._sock
+        for _ in range(READS_PER_WAKE):
+            if self._paused or self._closing:
+                return
+            try:
+                data = sock.recv(RECORD)
+            except ssl.SSLWantReadError:
+                return
+            except ssl.SSLWantWriteError:  # a TLS 1.3 key update to answer while the socket is full
+                self._unwatch_read()
+                self._loop.add_writer(self._fd, self._retry_read)
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self._fatal(exc)
+                return
+            if not data:
+                self._eof()
+                return
+            self._protocol.data_received(data)  # (read each time: an upgrade may swap the protocol)
+            if len(data) < RECORD and not sock.pending():
+                return  # a short record: most likely the end of what was sent; the loop says if more comes
+        self._loop.call_soon(self._on_readable)  # more may be waiting: let other connections have a turn first
+
+    def _retry_read(self) -> None:
+        self._loop.remove_writer(self._fd)
+        if self._buffer and not self._closed:
+            self._loop.add_writer(self._fd, self._on_writable)
+        if not self._paused and not self._closing:
+            self._watch_read()
+            self._on_readable()
+
+    def _on_writable(self) -> None:
+        sock, buffer = self._sock, self._buffer
+        while buffer:
+            head = buffer[0]
+            try:
+                sock.send(head)
+            except ssl.SSLWantWriteError:
+                return
+            except ssl.SSLWantReadError:
+                self._write_wants_read = True
+                self._stop_writer()
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self._fatal(exc)
+                return
+            buffer.popleft()
+            self._buffered -= len(head)
+        self._stop_writer()
+        if self._protocol_paused and self._buffered <= self._low:
+            self._protocol_paused = False
+            self._protocol.resume_writing()
+        if self._closing and not self._closed:
+            self._finish(None, True)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _watch_read(self) -> None:
+        if not self._reading and not self._closed:
+            self._reading = True
+            self._loop.add_reader(self._fd, self._on_readable)
+
+    def _unwatch_read(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+
+    def _stop_writer(self) -> None:
+        if self._writing:
+            self._writing = False
+            self._loop.remove_writer(self._fd)
+
+    def _check_pause(self) -> None:
+        if not self._protocol_paused and self._buffered > self._high:
+            self._protocol_paused = True
+            self._protocol.pause_writing()
+
+    def _eof(self) -> None:
+        self._unwatch_read()
+        keep_open = self._protocol.eof_received()
+        if not keep_open:  # (a TLS stream cannot stay half-open: as asyncio's own TLS transport does)
+            self.close()
+
+    def _fatal(self, exc: BaseException) -> None:
+        self._closing = True
+        self._finish(exc if not isinstance(exc, (ConnectionError, ssl.SSLError)) else None, False)
+
+    def _finish(self, exc: BaseException | None, notify: bool) -> None:
+        if self._closed:
+            return
+        self._closed = self._closing = True
+        self._unwatch_read()
+        self._stop_writer()
+        self._buffer.clear()
+        self._buffered = 0
+        if notify:
+            try:
+                self._sock.unwrap()  # sends close_notify; the peer's own close_notify is not waited for
+            except (ssl.SSLError, OSError, ValueError):
+                pass
+        self._sock.close()
+        self._loop.call_soon(self._protocol.connection_lost, exc)

@@ -23,6 +23,7 @@ from typing import Any
 RECORD = 16 * 1024  # the most plaintext one TLS record carries: one SSL_read returns at most one record
 READS_PER_WAKE = 16  # bounds one connection's turn while a large upload streams in
 HIGH_WATER = 64 * 1024
+CLOSE_TIMEOUT = 30.0  # a close waits this long for a peer that does not read, then aborts (as asyncio's does)
 
 
 async def accept_tls(loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: ssl.SSLContext,
@@ -32,7 +33,11 @@ async def accept_tls(loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: s
     Raises ``ssl.SSLError``/``OSError`` for a failed handshake and ``asyncio.TimeoutError`` after
     ``timeout`` seconds; the socket is closed in every such case.
     """
-    sock = ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+    try:
+        sock = ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+    except BaseException:
+        raw.close()
+        raise
     try:
         await asyncio.wait_for(_handshake(loop, sock), timeout)
     except BaseException:
@@ -87,25 +92,29 @@ class TLSTransport(asyncio.Transport):
         super().__init__()
         self._loop, self._sock, self._protocol = loop, sock, protocol
         self._fd = sock.fileno()
+        try:
+            self._names = {"peername": sock.getpeername(), "sockname": sock.getsockname()}
+        except OSError:
+            self._names = {}
         self._buffer: collections.deque = collections.deque()  # the head is the write in progress
         self._buffered = 0
         self._high, self._low = HIGH_WATER, HIGH_WATER // 4
-        self._reading = False  # a reader is registered
         self._paused = False  # the protocol asked for no more data
-        self._writing = False  # a writer is registered
-        self._write_wants_read = False
+        self._eof = False  # the peer has finished sending
+        self._write_wants_read = False  # OpenSSL must read before the queued write can go on
+        self._read_wants_write = False  # OpenSSL must write before reading can go on
         self._protocol_paused = False
         self._closing = False
         self._closed = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._reader = self._writer = False  # what is registered with the loop (see _watch)
 
     # -- asyncio.Transport ----------------------------------------------------------
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name in self._names:
+            return self._names[name]
         sock = self._sock
         try:
-            if name == "peername":
-                return sock.getpeername()
-            if name == "sockname":
-                return sock.getsockname()
             if name in ("socket", "ssl_object"):
                 return sock
             if name == "sslcontext":
@@ -130,19 +139,21 @@ class TLSTransport(asyncio.Transport):
         return self._closing
 
     def is_reading(self) -> bool:
-        return not self._paused and not self._closing
+        return not self._paused and not self._closing and not self._eof
 
     def pause_reading(self) -> None:
         if self._closing or self._paused:
             return
         self._paused = True
-        self._unwatch_read()
+        self._watch()
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._watch_read()
+        if self._eof:
+            return
+        self._watch()
         if self._sock.pending():  # decrypted bytes already inside OpenSSL: the socket will not say so
             self._loop.call_soon(self._on_readable)
 
@@ -173,17 +184,19 @@ class TLSTransport(asyncio.Transport):
             try:
                 self._sock.send(data)  # all of it or nothing: OpenSSL takes no partial writes here
                 return
-            except (ssl.SSLWantWriteError, ssl.SSLWantReadError) as exc:
-                # OpenSSL may have sent some records already: the same bytes must be offered again.
-                self._write_wants_read = isinstance(exc, ssl.SSLWantReadError)
+            except ssl.SSLWantWriteError:
+                pass  # OpenSSL may have sent some records already: the same bytes must be offered again
+            except ssl.SSLWantReadError:
+                self._write_wants_read = True
             except (ssl.SSLError, OSError) as exc:
                 self._fatal(exc)
                 return
-        self._buffer.append(bytes(data) if not isinstance(data, bytes) else data)
-        self._buffered += len(data)
-        if not self._writing and not self._write_wants_read:
-            self._writing = True
-            self._loop.add_writer(self._fd, self._on_writable)
+            self._buffer.append(bytes(data) if not isinstance(data, bytes) else data)
+            self._buffered += len(data)
+            self._watch()
+        else:
+            self._buffer.append(bytes(data) if not isinstance(data, bytes) else data)
+            self._buffered += len(data)
         self._check_pause()
 
     def writelines(self, list_of_data: Any) -> None:
@@ -193,8 +206,10 @@ class TLSTransport(asyncio.Transport):
         if self._closing:
             return
         self._closing = True
-        self._unwatch_read()
-        if not self._buffer:
+        if self._buffer:
+            self._watch()  # no more reading, unless the queued write needs it
+            self._close_timer = self._loop.call_later(CLOSE_TIMEOUT, self.abort)
+        else:
             self._loop.call_soon(self._finish, None, True)
 
     def abort(self) -> None:
@@ -206,8 +221,9 @@ class TLSTransport(asyncio.Transport):
     # -- the loop's callbacks --------------------------------------------------------------
     def _start(self) -> None:
         if not self._closing:
-            self._watch_read()
-            self._loop.call_soon(self._on_readable)  # a request may have come with the last handshake flight
+            self._watch()
+            if not self._paused:
+                self._loop.call_soon(self._on_readable)  # a request may have come with the last handshake flight
 
     def _on_readable(self) -> None:
         if self._write_wants_read:
@@ -215,98 +231,120 @@ class TLSTransport(asyncio.Transport):
             self._on_writable()
         sock = self._sock
         for _ in range(READS_PER_WAKE):
-            if self._paused or self._closing:
+            if self._paused or self._closing or self._read_wants_write:
                 return
             try:
                 data = sock.recv(RECORD)
             except ssl.SSLWantReadError:
                 return
-            except ssl.SSLWantWriteError:  # a TLS 1.3 key update to answer while the socket is full
-                self._unwatch_read()
-                self._loop.add_writer(self._fd, self._retry_read)
+            except ssl.SSLWantWriteError:  # e.g. a TLS 1.2 renegotiation, if a custom context allows one
+                self._read_wants_write = True
+                self._watch()
                 return
             except (ssl.SSLError, OSError) as exc:
                 self._fatal(exc)
                 return
             if not data:
-                self._eof()
+                self._on_eof()
                 return
-            self._protocol.data_received(data)  # (read each time: an upgrade may swap the protocol)
+            try:
+                self._protocol.data_received(data)  # (looked up each time: an upgrade may swap the protocol)
+            except BaseException as exc:
+                self._protocol_failed(exc, "data_received")
+                return
             if len(data) < RECORD and not sock.pending():
                 return  # a short record: most likely the end of what was sent; the loop says if more comes
         self._loop.call_soon(self._on_readable)  # more may be waiting: let other connections have a turn first
 
-    def _retry_read(self) -> None:
-        self._loop.remove_writer(self._fd)
-        if self._buffer and not self._closed:
-            self._loop.add_writer(self._fd, self._on_writable)
-        if not self._paused and not self._closing:
-            self._watch_read()
-            self._on_readable()
-
     def _on_writable(self) -> None:
+        if self._read_wants_write:
+            self._read_wants_write = False
+            self._watch()
+            self._loop.call_soon(self._on_readable)
         sock, buffer = self._sock, self._buffer
         while buffer:
             head = buffer[0]
             try:
                 sock.send(head)
             except ssl.SSLWantWriteError:
+                self._watch()
                 return
             except ssl.SSLWantReadError:
                 self._write_wants_read = True
-                self._stop_writer()
+                self._watch()
                 return
             except (ssl.SSLError, OSError) as exc:
                 self._fatal(exc)
                 return
             buffer.popleft()
             self._buffered -= len(head)
-        self._stop_writer()
-        if self._protocol_paused and self._buffered <= self._low:
-            self._protocol_paused = False
-            self._protocol.resume_writing()
+            if self._protocol_paused and self._buffered <= self._low:
+                self._protocol_paused = False
+                try:
+                    self._protocol.resume_writing()
+                except BaseException as exc:
+                    self._protocol_failed(exc, "resume_writing")
+                    return
+        self._watch()
         if self._closing and not self._closed:
             self._finish(None, True)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _watch_read(self) -> None:
-        if not self._reading and not self._closed:
-            self._reading = True
-            self._loop.add_reader(self._fd, self._on_readable)
-
-    def _unwatch_read(self) -> None:
-        if self._reading:
-            self._reading = False
-            self._loop.remove_reader(self._fd)
-
-    def _stop_writer(self) -> None:
-        if self._writing:
-            self._writing = False
-            self._loop.remove_writer(self._fd)
+    def _watch(self) -> None:
+        """Register with the loop exactly what the state asks for: the one place that decides it."""
+        if self._closed:
+            return
+        want_reader = self._write_wants_read or not (self._paused or self._closing or self._eof
+                                                    or self._read_wants_write)
+        want_writer = self._read_wants_write or (bool(self._buffer) and not self._write_wants_read)
+        if want_reader != self._reader:
+            self._reader = want_reader
+            (self._loop.add_reader(self._fd, self._on_readable) if want_reader else self._loop.remove_reader(self._fd))
+        if want_writer != self._writer:
+            self._writer = want_writer
+            (self._loop.add_writer(self._fd, self._on_writable) if want_writer else self._loop.remove_writer(self._fd))
 
     def _check_pause(self) -> None:
         if not self._protocol_paused and self._buffered > self._high:
             self._protocol_paused = True
-            self._protocol.pause_writing()
+            try:
+                self._protocol.pause_writing()
+            except BaseException as exc:
+                self._protocol_failed(exc, "pause_writing")
 
-    def _eof(self) -> None:
-        self._unwatch_read()
-        keep_open = self._protocol.eof_received()
+    def _on_eof(self) -> None:
+        self._eof = True
+        self._watch()
+        try:
+            keep_open = self._protocol.eof_received()
+        except BaseException as exc:
+            self._protocol_failed(exc, "eof_received")
+            return
         if not keep_open:  # (a TLS stream cannot stay half-open: as asyncio's own TLS transport does)
             self.close()
 
+    def _protocol_failed(self, exc: BaseException, where: str) -> None:
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            raise exc
+        self._loop.call_exception_handler({"message": f"the protocol's {where}() failed", "exception": exc,
+                                           "transport": self, "protocol": self._protocol})
+        self._fatal(exc)
+
     def _fatal(self, exc: BaseException) -> None:
         self._closing = True
-        self._finish(exc if not isinstance(exc, (ConnectionError, ssl.SSLError)) else None, False)
+        self._finish(exc, False)
 
     def _finish(self, exc: BaseException | None, notify: bool) -> None:
         if self._closed:
             return
-        self._closed = self._closing = True
-        self._unwatch_read()
-        self._stop_writer()
+        self._write_wants_read = self._read_wants_write = self._paused = False
+        self._closing = True
         self._buffer.clear()
         self._buffered = 0
+        self._watch()  # removes both watchers: the descriptor must leave the loop before it is closed
+        self._closed = True
+        if self._close_timer is not None:
+            self._close_timer.cancel()
         if notify:
             try:
                 self._sock.unwrap()  # sends close_notify; the peer's own close_notify is not waited for

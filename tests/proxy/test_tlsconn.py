@@ -204,3 +204,76 @@ def test_a_silent_client_times_out_and_a_distrusting_one_fails(certs, run, tmp_p
             await _pair(certs, Recorder(), client_ctx=other)
 
     run(main())
+
+
+def test_a_close_to_a_peer_that_never_reads_is_aborted_in_time(certs, run, monkeypatch):
+    monkeypatch.setattr("devhttps.proxy.tlsconn.CLOSE_TIMEOUT", 0.5)
+
+    async def main():
+        proto = Recorder()
+        transport, reader, writer = await _pair(certs, proto)
+        transport.write(b"q" * (16 * 1024 * 1024))  # more than the socket buffers hold: the rest stays queued
+        transport.close()
+        assert transport.get_write_buffer_size() > 0
+        await asyncio.wait_for(proto.lost.wait(), 10)
+        assert proto.events[-1] == "lost" and transport.get_write_buffer_size() == 0
+        writer.transport.abort()
+
+    run(main())
+
+
+class Failing(Recorder):
+    def data_received(self, data: bytes) -> None:
+        raise RuntimeError("a bug in the protocol")
+
+    def connection_lost(self, exc) -> None:
+        self.exc = exc
+        super().connection_lost(exc)
+
+
+def test_a_failing_protocol_closes_its_connection_and_is_reported(certs, run):
+    async def main():
+        reported = []
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: reported.append(ctx))
+        proto = Failing()
+        transport, reader, writer = await _pair(certs, proto)
+        writer.write(b"boom")
+        await asyncio.wait_for(proto.lost.wait(), 10)
+        assert isinstance(proto.exc, RuntimeError) and transport.is_closing()
+        assert [ctx["message"] for ctx in reported] == ["the protocol's data_received() failed"]
+        assert await reader.read() == b""
+        writer.close()
+
+    run(main())
+
+
+def test_pausing_in_connection_made_does_not_spin(certs, run, monkeypatch):
+    calls = []
+    original = TLSTransport._on_readable
+
+    def counting(self):
+        calls.append(1)
+        original(self)
+
+    monkeypatch.setattr(TLSTransport, "_on_readable", counting)
+
+    class PausesAtOnce(Recorder):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            transport.pause_reading()
+
+    async def main():
+        proto = PausesAtOnce()
+        transport, reader, writer = await _pair(certs, proto)
+        writer.write(b"waiting")
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        assert len(calls) <= 2 and proto.data == b""  # a level-triggered reader left on would run thousands of times
+        transport.resume_reading()
+        await asyncio.wait_for(proto.got.wait(), 10)
+        assert proto.data == b"waiting"
+        transport.close()
+        await proto.lost.wait()
+        writer.close()
+
+    run(main())

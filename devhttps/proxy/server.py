@@ -228,8 +228,8 @@ class ProxyServer:
 
 def _limit_ssl_read_buffer() -> None:
     # The stdlib TLS transport allocates (and zero-fills) a 256 KiB read buffer per connection
-    # (asyncio/sslproto.py, SSLProtocol.max_size): 200 idle keep-alive connections would cost 50 MiB.
-    # 64 KiB still holds four full TLS records per read. uvloop does not use this class.
+    # (asyncio/sslproto.py, SSLProtocol.max_size). Clients normally use tlsconn.py instead; this still
+    # serves https upstreams and loops without add_reader. 64 KiB holds four full TLS records per read.
     from asyncio import sslproto
 
     if getattr(sslproto.SSLProtocol, "max_size", 0) > SSL_READ_BUFFER:

@@ -181,15 +181,8 @@ class TLSTransport(asyncio.Transport):
         if not data or self._closing:
             return
         if not self._buffer:
-            try:
-                self._sock.send(data)  # all of it or nothing: OpenSSL takes no partial writes here
-                return
-            except ssl.SSLWantWriteError:
-                pass  # OpenSSL may have sent some records already: the same bytes must be offered again
-            except ssl.SSLWantReadError:
-                self._write_wants_read = True
-            except (ssl.SSLError, OSError) as exc:
-                self._fatal(exc)
+            sent = self._send(data)
+            if sent is not False:  # sent, or the connection is gone
                 return
             self._buffer.append(bytes(data) if not isinstance(data, bytes) else data)
             self._buffered += len(data)
@@ -261,20 +254,13 @@ class TLSTransport(asyncio.Transport):
             self._read_wants_write = False
             self._watch()
             self._loop.call_soon(self._on_readable)
-        sock, buffer = self._sock, self._buffer
+        buffer = self._buffer
         while buffer:
             head = buffer[0]
-            try:
-                sock.send(head)
-            except ssl.SSLWantWriteError:
-                self._watch()
-                return
-            except ssl.SSLWantReadError:
-                self._write_wants_read = True
-                self._watch()
-                return
-            except (ssl.SSLError, OSError) as exc:
-                self._fatal(exc)
+            sent = self._send(head)
+            if sent is not True:
+                if sent is False:
+                    self._watch()
                 return
             buffer.popleft()
             self._buffered -= len(head)
@@ -290,6 +276,21 @@ class TLSTransport(asyncio.Transport):
             self._finish(None, True)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _send(self, data: bytes | bytearray | memoryview) -> bool | None:
+        """True: all of ``data`` went out. False: try again with the same bytes (OpenSSL may have sent some
+        records already, and takes no partial writes here). None: the connection failed and is closed."""
+        try:
+            self._sock.send(data)
+            return True
+        except ssl.SSLWantWriteError:
+            return False
+        except ssl.SSLWantReadError:
+            self._write_wants_read = True
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            self._fatal(exc)
+            return None
+
     def _watch(self) -> None:
         """Register with the loop exactly what the state asks for: the one place that decides it."""
         if self._closed:

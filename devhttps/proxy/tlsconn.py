@@ -227,7 +227,7 @@ class TLSTransport(asyncio.Transport):
             if self._paused or self._closing or self._read_wants_write:
                 return
             try:
-                data = sock.recv(RECORD)
+                data = sock.read(RECORD)  # (read: recv without its flags check, one call less)
             except ssl.SSLWantReadError:
                 return
             except ssl.SSLWantWriteError:  # e.g. a TLS 1.2 renegotiation, if a custom context allows one
@@ -245,8 +245,11 @@ class TLSTransport(asyncio.Transport):
             except BaseException as exc:
                 self._protocol_failed(exc, "data_received")
                 return
-            if len(data) < RECORD and not sock.pending():
-                return  # a short record: most likely the end of what was sent; the loop says if more comes
+            if len(data) < RECORD:
+                # Less than asked for: one whole record, and OpenSSL holds nothing more (it reads records one
+                # at a time, and 16 KiB is the largest). More records, if any, are still in the socket, which
+                # the loop reports as readable.
+                return
         self._loop.call_soon(self._on_readable)  # more may be waiting: let other connections have a turn first
 
     def _on_writable(self) -> None:
@@ -280,7 +283,7 @@ class TLSTransport(asyncio.Transport):
         """True: all of ``data`` went out. False: try again with the same bytes (OpenSSL may have sent some
         records already, and takes no partial writes here). None: the connection failed and is closed."""
         try:
-            self._sock.send(data)
+            self._sock.write(data)  # (write: send without its flags check)
             return True
         except ssl.SSLWantWriteError:
             return False

@@ -37,7 +37,8 @@ class ClientConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.pauses: set[str] = set()
         self.writes_paused = False
-        self.up: UpstreamConnection | None = None
+        self.up: UpstreamConnection | None = None  # serving the current request
+        self.kept: UpstreamConnection | None = None  # the last request's, idle, kept for the next (see UpstreamPool)
         self.connecting: asyncio.Task | None = None
         self._looping = False
         self.fwd: tuple[bytes, bytes] | None = None  # this connection's X-Forwarded-* lines, made once
@@ -99,9 +100,7 @@ class ClientConnection(asyncio.Protocol):
         return False  # the transport closes after flushing what was written
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._log_unfinished()
-        self.state = CLOSED
-        self._drop_upstream(reusable=False)
+        self._teardown()
         self.core.connections.discard(self)
 
     def pause_writing(self) -> None:
@@ -188,7 +187,9 @@ class ClientConnection(asyncio.Protocol):
         if self.fwd is None:
             self.fwd = http1.forward_parts(self.client_ip, self.tls, self.port)
         self.up_head = http1.upstream_head(self.req, self.client_ip, self.tls, self.port, self.fwd)
-        up = self.core.pool.take()
+        up, self.kept = self.kept, None
+        if up is None or up.transport.is_closing():  # (the app may have closed it while it was idle)
+            up = self.core.pool.take()
         if up is not None:
             self._attach(up)
         else:
@@ -339,10 +340,19 @@ class ClientConnection(asyncio.Protocol):
         if up is not None:
             if up.transport is not None and not up.transport.is_reading():
                 up.transport.resume_reading()
-            up.release(reusable)
+            if up.detach(reusable):
+                if self.kept is None and not self.close_after and not self.core.closing:
+                    self.kept = up  # for this client's next request
+                else:
+                    self.core.pool.put(up)
         if self.connecting is not None:
             self.connecting.cancel()
             self.connecting = None
+
+    def _return_kept(self) -> None:
+        kept, self.kept = self.kept, None
+        if kept is not None:
+            self.core.pool.put(kept)  # (closed instead, when it is closing or the pool is full or shut)
 
     def _pause(self, reason: str) -> None:
         if not self.pauses and self.state < TUNNEL:
@@ -358,6 +368,7 @@ class ClientConnection(asyncio.Protocol):
     def _close_softly(self) -> None:
         """Close after the answer is flushed; on plain TCP half-close first so the client reads it all."""
         self._drop_upstream(reusable=False)
+        self._return_kept()
         self.state, self.idle_since, self.active = DRAIN, self.core.loop.time(), False
         self.pauses.clear()
         if self.transport.can_write_eof():
@@ -370,16 +381,19 @@ class ClientConnection(asyncio.Protocol):
         if self.state == BODY and self.req is not None:
             self._log(self.status if self.resp_started else 499)  # 499: the client went away first (as nginx)
 
-    def _close(self) -> None:
+    def _teardown(self) -> None:
+        """The connection ends: log an unfinished request, let go of the upstream connections."""
         self._log_unfinished()
         self.state = CLOSED
         self._drop_upstream(reusable=False)
+        self._return_kept()
+
+    def _close(self) -> None:
+        self._teardown()
         self.transport.close()
 
     def _abort(self) -> None:
-        self._log_unfinished()
-        self.state = CLOSED
-        self._drop_upstream(reusable=False)
+        self._teardown()
         self.transport.abort()
 
     # -- called by the server ---------------------------------------------------
@@ -415,8 +429,6 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()  # the pipe closes the upstream side too
 
     def kill(self) -> None:
-        self._log_unfinished()
-        self.state = CLOSED
-        self._drop_upstream(reusable=False)
+        self._teardown()
         self.transport.abort()
         self.core.connections.discard(self)

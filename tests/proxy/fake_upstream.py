@@ -44,7 +44,8 @@ class FakeApp:
         lines = head.decode("latin-1").split("\r\n")[:-2]
         method, target, version = lines[0].split(" ")
         headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
-        req = {"method": method, "target": target, "version": version, "headers": headers}
+        req = {"method": method, "target": target, "version": version, "headers": headers,
+               "peer": writer.get_extra_info("peername")[1]}  # the proxy's port: which upstream connection
         self.requests.append(req)
         url = urlsplit(target)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -142,6 +143,11 @@ class FakeApp:
     async def r_slow(self, req, query, reader, writer):
         await asyncio.sleep(float(query.get("ms", 300)) / 1000)
         self.respond(writer, 200, b"slow", req)
+
+    async def r_hangup(self, req, query, reader, writer):
+        """A keep-alive answer, then the app closes anyway (as an app's idle keep-alive timeout does)."""
+        self.respond(writer, 200, b"bye", req)
+        return False
 
     async def r_close(self, req, query, reader, writer):
         writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close")

@@ -17,7 +17,7 @@ from devhttps.proxy.onboarding import (
     CRT_TYPE, MOBILECONFIG_TYPE, PEM_TYPE, PROBE_PATH, TRUST_REPORT_INTERVAL, OnboardingInfo, detect_client,
     https_origin, make_hook,
 )
-from devhttps.proxy.types import RequestHead
+from devhttps.proxy.types import RequestHead, hook_tls_paths
 
 
 IPHONE_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -288,7 +288,9 @@ def test_other_plain_requests_are_left_to_the_proxy(info, target, method):
 @pytest.mark.parametrize("target", ["/", "/index.html", "/ca.crt", "/ca.pem", "/ca.mobileconfig", "/api/config",
                                     "/favicon.ico", PROBE_PATH + "x", "/__devhttps/other"])
 def test_tls_requests_other_than_the_probe_are_forwarded(info, target):
-    assert make_hook(info, Calls())(head(target, tls=True, ua=IPHONE_SAFARI)) is None
+    hook = make_hook(info, Calls())
+    assert hook(head(target, tls=True, ua=IPHONE_SAFARI)) is None
+    assert hook_tls_paths(hook) == {PROBE_PATH}  # so the proxy does not even ask (see types.Hook)
 
 
 # --- the probe ---------------------------------------------------------------

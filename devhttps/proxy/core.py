@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Callable
 
-from devhttps.proxy.types import Hook, RequestLog
+from devhttps.proxy.types import Hook, RequestLog, hook_tls_paths
 from devhttps.proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ class Core:
     high_water: int = 512 * 1024  # write buffer size at which the other side stops reading
     closing: bool = False
     connections: set["ClientConnection"] = field(default_factory=set)
+    hook_tls_paths: frozenset | None = field(init=False, default=None)  # from the hook, see types.Hook
+
+    def __post_init__(self) -> None:
+        self.hook_tls_paths = hook_tls_paths(self.hook)
 
     def report(self, message: str) -> None:
         if self.on_error is not None:

@@ -24,6 +24,8 @@ def local_answer(core: "Core", req: http1.Request, tls: bool, client_ip: str, po
 def _ask_hook(core: "Core", req: http1.Request, tls: bool, client_ip: str, port: int) -> LocalResponse | None:
     if core.hook is None:
         return None
+    if tls and core.hook_tls_paths is not None and req.target.partition("?")[0] not in core.hook_tls_paths:
+        return None  # not one of its paths: no RequestHead to build (it parses every header)
     head = RequestHead(req.method, req.target, req.version, tuple(req.headers), client_ip, tls, port)
     try:
         return core.hook(head)

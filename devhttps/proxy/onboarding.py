@@ -89,6 +89,7 @@ def make_hook(
             return _page(info, head)
         return files.get(head.path)
 
+    hook.tls_paths = frozenset((PROBE_PATH,))  # type: ignore[attr-defined]  # every other TLS request skips it
     return hook
 
 

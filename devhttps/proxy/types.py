@@ -51,4 +51,12 @@ class RequestLog:
 
 
 # Returns a response to answer locally, or None to forward (TLS) / redirect to https (plain HTTP).
+# A hook may carry ``tls_paths``, a frozenset of the only paths it answers over TLS: every other TLS
+# request then skips it, and the cost of a RequestHead with all its headers (see hook_tls_paths).
 Hook = Callable[[RequestHead], Optional[LocalResponse]]
+
+
+def hook_tls_paths(hook: Optional[Hook]) -> Optional[frozenset]:
+    """The paths ``hook`` wants to see over TLS; None: all of them."""
+    paths = getattr(hook, "tls_paths", None)
+    return frozenset(paths) if paths is not None else None

@@ -192,6 +192,30 @@ def test_hook_answers_locally_and_sees_the_head(certs):
         h.close()
 
 
+def test_a_hook_with_tls_paths_sees_only_those_over_tls(certs):
+    from tests.proxy.conftest import Harness
+    from devhttps.proxy.types import LocalResponse
+
+    seen = []
+
+    def hook(head):
+        seen.append((head.tls, head.target))
+        return LocalResponse(200, b"mine") if head.path == "/probe" else None
+
+    hook.tls_paths = {"/probe"}
+    h = Harness(certs)
+    h.start_proxy(hook=hook)
+    try:
+        c = conn(h)
+        assert c.request(target="/probe?t=1").body == b"mine"
+        assert c.request(target="/hello?probe").body == b"hello /hello?probe"  # forwarded without asking the hook
+        assert c.request(target="/probe/deeper").body == b"hello /probe/deeper"
+        assert Conn(h.port, None).request(target="/elsewhere").status == 301  # plain HTTP: the hook sees it all
+        assert seen == [(True, "/probe?t=1"), (False, "/elsewhere")]
+    finally:
+        h.close()
+
+
 def test_ipv6_loopback(certs):
     if not socket.has_ipv6:
         pytest.skip("no IPv6")

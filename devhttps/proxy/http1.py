@@ -48,25 +48,42 @@ class BadFraming(Exception):
 
 
 class Request:
-    """A parsed request head. ``headers`` is built on first use: forwarding needs only the managed headers."""
+    """A parsed request head. ``headers`` is built on first use: forwarding needs only the managed headers.
 
-    __slots__ = ("raw", "start", "special", "method", "target", "version", "keep_alive", "upgrade",
-                 "expect_continue", "body", "plain", "_headers")
+    The class attributes are those of the usual request: HTTP/1.1, kept alive, no body, and Host the only
+    managed header. Such a *plain* request stores just its own five fields (on the hot path of every
+    request) and is forwarded as it came, with X-Forwarded-* added; any other request is ``_manage``d.
+    """
 
-    def __init__(self, raw: bytes, start: int, special: dict[str, list[str]], method: str, target: str,
-                 version: str, plain: bool = False) -> None:
-        self.raw, self.start, self.special = raw, start, special  # raw: the head as received
-        self.method, self.target, self.version = method, target, version  # version: HTTP/1.1 or HTTP/1.0
-        self._headers: list[tuple[str, str]] | None = None
-        self.plain = plain  # HTTP/1.1 with only Host among the managed headers: forwarded as it came
-        if plain:  # the usual request: nothing below to decide
-            self.keep_alive, self.upgrade, self.expect_continue, self.body = True, False, False, None
-            return
+    version = "HTTP/1.1"  # or HTTP/1.0
+    plain = True
+    keep_alive = True
+    upgrade = False  # Connection: upgrade plus an Upgrade header
+    expect_continue = False
+    body: "Tracker | None" = None  # None: no body
+    _special: dict[str, list[str]] | None = None
+    _headers: list[tuple[str, str]] | None = None
+
+    def __init__(self, raw: bytes, start: int, method: str, target: str, host: bytes | None) -> None:
+        self.raw, self.start = raw, start  # raw: the head as received; start: where its header lines begin
+        self.method, self.target = method, target
+        self.host = host  # the Host value as received (None: no Host header)
+
+    def _manage(self, special: dict[str, list[str]], version: str) -> None:
+        """Not plain: connection handling and body framing from the managed headers (lower-case names)."""
+        self.plain, self._special, self.version = False, special, version
         conn = _tokens(special.get("connection"))
         self.keep_alive = "close" not in conn and (version == "HTTP/1.1" or "keep-alive" in conn)
-        self.upgrade = "upgrade" in conn and "upgrade" in special  # Connection: upgrade plus an Upgrade header
+        self.upgrade = "upgrade" in conn and "upgrade" in special
         self.expect_continue = version == "HTTP/1.1" and "100-continue" in _tokens(special.get("expect"))
-        self.body: Tracker | None = _request_body(special)  # None: no body
+        self.body = _request_body(special)
+
+    @property
+    def special(self) -> dict[str, list[str]]:
+        """The managed headers' values by lower-case name, in order."""
+        if self._special is None:
+            return {} if self.host is None else {"host": [self.host.decode("latin-1")]}
+        return self._special
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -77,14 +94,15 @@ class Request:
 
 
 class Response:
-    __slots__ = ("status", "raw", "close", "length", "chunked")
+    """A parsed response head; the class attributes are the usual response's (kept alive, not chunked)."""
 
-    def __init__(self, status: int, raw: bytes, close: bool, length: int | None, chunked: bool) -> None:
+    close = False  # the upstream will close after this response
+    chunked = False
+
+    def __init__(self, status: int, raw: bytes, length: int | None) -> None:
         self.status = status
         self.raw = raw  # the head exactly as received, CRLFCRLF included
-        self.close = close  # the upstream will close after this response
         self.length = length  # Content-Length, when given
-        self.chunked = chunked
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -135,21 +153,23 @@ def _content_length(values: list[str] | None) -> int | None:
 def parse_request(head: bytes) -> Request:
     """Parse a request head (CRLFCRLF included, leading blank lines already dropped)."""
     match = _REQUEST_HEAD.fullmatch(head)
-    if match is None or match[1] == b"CONNECT":
+    if match is None:
         _refuse_request(head.decode("latin-1"))
     method, target, minor = match.groups()
+    if method == b"CONNECT":
+        _refuse_request(head.decode("latin-1"))
     start = match.end(3)  # the CRLF before the first header line
     found = _MANAGED.findall(head, start)
-    version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
-    if len(found) == 1 and found[0][0].lower() == b"host":
-        host = found[0][1].rstrip(b" \t").decode("latin-1")
-        return Request(head, start + 2, {"host": [host]}, method.decode("ascii"), target.decode("latin-1"),
-                       version, plain=minor == b"1")
+    if minor == b"1" and len(found) == 1 and found[0][0].lower() == b"host":  # plain: the usual request
+        return Request(head, start + 2, method.decode("ascii"), target.decode("latin-1"), found[0][1].rstrip(b" \t"))
     special = _special(found)
     hosts = special.get("host")
     if (hosts is None and minor == b"1") or (hosts is not None and len(hosts) > 1):
         raise BadRequest(400, "an HTTP/1.1 request needs exactly one Host header")  # RFC 9112 3.2
-    return Request(head, start + 2, special, method.decode("ascii"), target.decode("latin-1"), version)
+    req = Request(head, start + 2, method.decode("ascii"), target.decode("latin-1"),
+                  hosts[0].encode("latin-1") if hosts else None)
+    req._manage(special, "HTTP/1.1" if minor == b"1" else "HTTP/1.0")
+    return req
 
 
 def _refuse_request(text: str) -> None:
@@ -185,11 +205,12 @@ def parse_response(head: bytes) -> Response:
             raise BadRequest(502, "malformed status line")
         raise BadRequest(400, "malformed header line")
     found = _MANAGED.findall(head, match.end(3))
-    close = match[1] == b"0"
-    if len(found) == 1 and found[0][0].lower() == b"content-length":  # the usual response
+    minor, status = match.group(1, 2)
+    if minor == b"1" and len(found) == 1 and found[0][0].lower() == b"content-length":  # the usual response
         value = found[0][1].rstrip(b" \t")
         if value.isdigit() and len(value) <= 18:
-            return Response(int(match[2]), head, close, int(value), False)
+            return Response(int(status), head, int(value))
+    close = minor == b"0"
     special = _special(found)
     close = close or "close" in _tokens(special.get("connection"))
     codings = _tokens(special.get("transfer-encoding"))
@@ -199,7 +220,9 @@ def parse_response(head: bytes) -> Response:
         close = close or not chunked  # another final coding: the body runs until close
     else:
         length = _content_length(special.get("content-length"))
-    return Response(int(match[2]), head, close, length, chunked)
+    resp = Response(int(status), head, length)
+    resp.close, resp.chunked = close, chunked
+    return resp
 
 
 def response_body(resp: Response, method: str) -> "Tracker | None":
@@ -228,7 +251,7 @@ def upstream_head(req: Request, client_ip: str, tls: bool, port: int,
     """
     if req.plain:
         before, after = parts or forward_parts(client_ip, tls, port)
-        return b"".join((req.raw[:-2], before, req.special["host"][0].encode("latin-1"), after))
+        return b"".join((req.raw[:-2], before, req.host, after))
     text = req.raw.decode("latin-1")[:-2]  # without the blank line
     if _DROP.search(text):
         text = _DROP.sub("", text)

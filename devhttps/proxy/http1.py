@@ -28,6 +28,8 @@ _RESPONSE_HEAD = re.compile(rb"HTTP/1\.([01]) (\d\d\d)((?: [^\x00-\x08\x0a-\x1f\
 # before adding its own: found in one pass. A head with only Host among them needs no rewriting.
 _MANAGED = re.compile(rb"\r\n(connection|content-length|transfer-encoding|upgrade|expect|host|keep-alive|"
                       rb"proxy-connection|x-forwarded-(?:for|proto|host|port)):[ \t]*([^\r\n]*)", re.IGNORECASE)
+# A response's framing needs only these three (fewer alternatives: a faster scan of a long head).
+_RESPONSE_MANAGED = re.compile(rb"\r\n(connection|content-length|transfer-encoding):[ \t]*([^\r\n]*)", re.IGNORECASE)
 _DROP = re.compile(r"\r\n(?:connection|keep-alive|proxy-connection|x-forwarded-(?:for|proto|host|port)):[^\r\n]*",
                    re.IGNORECASE)
 
@@ -204,7 +206,7 @@ def parse_response(head: bytes) -> Response:
         if _STATUS_LINE.match(head.decode("latin-1")) is None:
             raise BadRequest(502, "malformed status line")
         raise BadRequest(400, "malformed header line")
-    found = _MANAGED.findall(head, match.end(3))
+    found = _RESPONSE_MANAGED.findall(head, match.end(3))
     minor, status = match.group(1, 2)
     if minor == b"1" and len(found) == 1 and found[0][0].lower() == b"content-length":  # the usual response
         value = found[0][1].rstrip(b" \t")

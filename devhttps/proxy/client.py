@@ -221,7 +221,7 @@ class ClientConnection(asyncio.Protocol):
         if self.writes_paused:
             up.transport.pause_reading()
         self.sink = SINK_UP
-        if not self.req.upgrade:
+        if self.buf and not self.req.upgrade:
             self._pump_buffered()
 
     def _pump_buffered(self) -> None:
@@ -315,7 +315,8 @@ class ClientConnection(asyncio.Protocol):
             self._finish()
 
     def _finish(self) -> None:
-        self._log(self.status)
+        if self.core.on_request is not None:
+            self._log(self.status)
         if self.close_after or self.core.closing:
             self._close_softly()
             return

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from devhttps import banner, certs, lan, upstream
+from devhttps import banner, certs, lan, owncert, upstream
 from devhttps.config import OPEN_WEBUI_PORTS, Globals, ServeConfig, UpstreamAddr
 from devhttps.errors import DevhttpsError
 from devhttps.proxy.server import ProxyServer
@@ -180,6 +180,8 @@ class _Session:
     # -- preflight ---------------------------------------------------------
     async def _preflight(self, info: Any, tls: certs.TLSSetup, public: banner.Addresses) -> list[tuple[str, str]]:
         warnings = list(upstream.warnings(info, local_url=public.localhost_url))
+        if tls.ca is None and self.cfg.cert is not None:  # the user's own certificate: would browsers take it?
+            warnings.extend(owncert.problems(tls.context, self.cfg.cert, public.hosts))
         if info.is_open_webui and info.websocket is not False and tls.client_context is not None:
             check = await upstream.websocket_check(
                 public.connect_host, public.port, tls.client_context, public.check_host, origin=public.origin,

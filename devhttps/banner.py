@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from devhttps import lan
 from devhttps.config import ServeConfig, UpstreamAddr
@@ -47,6 +48,11 @@ class Addresses:
     @property
     def origins(self) -> tuple[str, ...]:
         return tuple(u.rstrip("/") for u in self.https_urls)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The host of each URL, as the browser will check it against the certificate."""
+        return tuple(urlsplit(u).hostname or "" for u in self.https_urls)
 
     @property
     def check_host(self) -> str:

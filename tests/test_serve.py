@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import signal
 import socket
@@ -125,6 +126,24 @@ def test_own_certificate_is_served_as_given(tmp_path):
         assert https_get(port, "/health", ca.cert_pem.bytes())[0] == 200
         assert dh.stop() == 0
     assert not (tmp_path / "ca").exists()
+
+
+def test_own_certificate_that_browsers_would_refuse_is_named_in_a_warning(tmp_path):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca = trustme.CA()
+    cases = {"expired": ca.issue_cert("localhost", not_before=now - datetime.timedelta(days=9),
+                                      not_after=now - datetime.timedelta(days=1)),
+             "short": ca.issue_cert("example.test")}  # valid, but not for any address devhttps prints
+    for name, leaf in cases.items():
+        cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}-key.pem"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        with Devhttps("--demo", "--port", str(free_port()), "--bind", "127.0.0.1", "--cert", str(cert),
+                      "--key", str(key), "--caroot", str(tmp_path / "ca")) as dh:
+            warnings = dh.wait_event("ready")["warnings"]
+            assert dh.stop() == 0
+        expected = "certificate has expired" if name == "expired" else "does not carry localhost"
+        assert len(warnings) == 1 and expected in warnings[0] and str(cert) in warnings[0], warnings
 
 
 def test_terminal_qr_decodes_to_the_printed_url(tmp_path):

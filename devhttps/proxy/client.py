@@ -40,6 +40,7 @@ class ClientConnection(asyncio.Protocol):
         self.up: UpstreamConnection | None = None  # serving the current request
         self.kept: UpstreamConnection | None = None  # the last request's, idle, kept for the next (see UpstreamPool)
         self.connecting: asyncio.Task | None = None
+        self.pipe: upgrade.PipeEnd | None = None  # after a 101: the app's end of the pipe
         self._looping = False
         self.fwd: tuple[bytes, bytes] | None = None  # this connection's X-Forwarded-* lines, made once
         self._reset()
@@ -267,8 +268,9 @@ class ClientConnection(asyncio.Protocol):
         self._log(101)
         pending, self.buf = bytes(self.buf), bytearray()
         up.owner = None
-        upgrade.splice(self.transport, up.transport, pending_up=pending, pending_down=rest,
-                       on_close=lambda: self.core.connections.discard(self))
+        websocket = any(v.strip().lower() == "websocket" for v in self.req.special.get("upgrade", ()))
+        self.pipe = upgrade.splice(self.transport, up.transport, pending_up=pending, pending_down=rest,
+                                   on_close=lambda: self.core.connections.discard(self), websocket=websocket)
 
     def on_response(self, resp: http1.Response, body: http1.Tracker | None, first: bytes) -> None:
         self.resp_started, self.status = True, resp.status
@@ -427,7 +429,7 @@ class ClientConnection(asyncio.Protocol):
         elif self.state == BODY:
             self.close_after = True
         elif self.state == TUNNEL:
-            self.transport.close()  # the pipe closes the upstream side too
+            self.pipe.go_away()  # a WebSocket gets a close frame; either way the pipe closes both sides
 
     def kill(self) -> None:
         self._teardown()

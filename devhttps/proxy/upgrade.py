@@ -3,6 +3,12 @@
 Each side's bytes are written to the other unchanged; a side whose peer's
 write buffer is full stops reading until it drains, so a fast sender cannot
 fill memory. When either side closes, both close.
+
+For a WebSocket the pipe also follows the frame boundaries from the app to
+the client (headers only, payloads are skipped by arithmetic), so that when
+the proxy stops it can end the client's side with a proper close frame
+(1001, "going away") right after the frame in progress, instead of cutting
+the connection: the browser sees a clean close, and Socket.IO reconnects.
 """
 
 from __future__ import annotations
@@ -10,19 +16,90 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
+CLOSE_GOING_AWAY = b"\x88\x02\x03\xe9"  # FIN + close frame, 2-byte payload: status 1001
+
+
+class FrameTracker:
+    """Follows WebSocket frame boundaries in one direction (RFC 6455 5.2)."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()  # a frame header read in part
+        self.left = 0  # payload bytes of the current frame still to come
+
+    @property
+    def at_boundary(self) -> bool:
+        return not self.left and not self.head
+
+    def feed(self, data: bytes, stop: bool = False) -> int:
+        """Follow ``data``; returns how much of it was taken: all of it, or with ``stop`` up to the first
+        frame boundary (0 when already at one)."""
+        pos, end = 0, len(data)
+        while pos < end:
+            if self.left:
+                take = min(self.left, end - pos)
+                self.left -= take
+                pos += take
+                continue
+            if stop and not self.head:
+                return pos
+            pos = self._header(data, pos, end)
+        return pos
+
+    def _header(self, data: bytes, pos: int, end: int) -> int:
+        head = self.head
+        need = 2
+        while True:
+            if len(head) >= 2:
+                code = head[1] & 0x7F
+                need = 2 + (2 if code == 126 else 8 if code == 127 else 0) + (4 if head[1] & 0x80 else 0)
+            if len(head) >= need or pos >= end:
+                break
+            take = min(need - len(head), end - pos)
+            head += data[pos:pos + take]
+            pos += take
+        if len(head) < need:
+            return pos  # the rest of the header comes with the next bytes
+        code = head[1] & 0x7F
+        self.left = int.from_bytes(head[2:need - (4 if head[1] & 0x80 else 0)], "big") if code >= 126 else code
+        head.clear()
+        return pos
+
 
 class PipeEnd(asyncio.Protocol):
     """Takes over one transport's protocol and forwards everything to ``peer``."""
 
-    def __init__(self, transport: asyncio.Transport, on_close: Callable[[], None]) -> None:
+    def __init__(self, transport: asyncio.Transport, on_close: Callable[[], None],
+                 frames: FrameTracker | None = None) -> None:
         self.transport = transport
         self.peer: PipeEnd | None = None
         self.on_close = on_close
-        self.nbytes = 0
+        self.frames = frames  # on the app's end of a WebSocket: the frames going to the client
+        self.ending = False  # going away: forward the frame in progress, then the close frame
 
     def data_received(self, data: bytes) -> None:
-        self.nbytes += len(data)
+        frames = self.frames
+        if frames is not None:
+            if self.ending:
+                self._end_after(data)
+                return
+            frames.feed(data)
         self.peer.transport.write(data)  # type: ignore[union-attr]
+
+    def go_away(self) -> None:
+        """The proxy stops: close the pipe, a WebSocket with a close frame after the frame in progress."""
+        if self.frames is None or self.peer is None:
+            self.transport.close()  # connection_lost closes the other side too
+            return
+        self.ending = True
+        self._end_after(b"")
+
+    def _end_after(self, data: bytes) -> None:
+        used = self.frames.feed(data, stop=True)  # type: ignore[union-attr]
+        if used:
+            self.peer.transport.write(data[:used])  # type: ignore[union-attr]
+        if self.frames.at_boundary and self.peer is not None:  # type: ignore[union-attr]
+            self.peer.transport.write(CLOSE_GOING_AWAY)
+            self.transport.close()  # the client's side closes after the close frame is flushed
 
     def eof_received(self) -> bool:
         return False  # no half-close through TLS: the whole pipe ends
@@ -48,20 +125,23 @@ class PipeEnd(asyncio.Protocol):
 
 
 def splice(client: asyncio.Transport, upstream: asyncio.Transport, *, pending_up: bytes, pending_down: bytes,
-           on_close: Callable[[], None]) -> tuple[PipeEnd, PipeEnd]:
-    """Join two transports. ``pending_*`` are bytes already read that belong to the other side."""
-    down, up = PipeEnd(client, on_close), PipeEnd(upstream, on_close)
+           on_close: Callable[[], None], websocket: bool = False) -> PipeEnd:
+    """Join two transports. ``pending_*`` are bytes already read that belong to the other side.
+
+    Returns the app's end: its ``go_away()`` ends the pipe.
+    """
+    down, up = PipeEnd(client, on_close), PipeEnd(upstream, on_close, FrameTracker() if websocket else None)
     down.peer, up.peer = up, down
     client.set_protocol(down)
     upstream.set_protocol(up)
     if pending_up:
         upstream.write(pending_up)
     if pending_down:
-        client.write(pending_down)
+        up.data_received(pending_down)  # (through the frame tracker)
     # Either side may have been paused for flow control while this was still HTTP.
     for transport in (client, upstream):
         if not transport.is_reading():
             transport.resume_reading()
     if client.is_closing() or upstream.is_closing():
         down.connection_lost(None) if client.is_closing() else up.connection_lost(None)
-    return down, up
+    return up

@@ -23,6 +23,7 @@ class FakeApp:
         self.requests: list[dict] = []  # every request head seen, in order
         self.connections = 0
         self.open_connections = 0
+        self.split_sent = False  # see r_ws_split
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -168,6 +169,20 @@ class FakeApp:
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
         writer.write(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode())
+        await _ws_echo(reader, writer)
+        return False
+
+
+    async def r_ws_split(self, req, query, reader, writer):
+        """A WebSocket whose first frame comes in two parts, ``ms`` apart (``split_sent`` is set in between)."""
+        key = _header(req, "sec-websocket-key")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        writer.write(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode() + b"\x81\x0bhello")
+        await writer.drain()
+        self.split_sent = True
+        await asyncio.sleep(float(query.get("ms", 500)) / 1000)
+        writer.write(b" world")
         await _ws_echo(reader, writer)
         return False
 

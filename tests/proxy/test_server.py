@@ -170,9 +170,26 @@ def test_shutdown_grace_ends_and_closes_websockets(harness):
         asyncio.run_coroutine_threadsafe(harness.proxy.shutdown(0.5), harness.loop).result(10)
         assert time.monotonic() - started < 3  # the 5 s request did not hold the stop beyond the grace
         assert slow.closed_by_peer()
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001  # a close frame: "going away"
     assert not harness.proxy.core.connections and not harness.proxy.core.pool.idle
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_shutdown_lets_the_frame_in_progress_end_before_the_close_frame(harness):
+    import asyncio
+
+    from websockets.exceptions import ConnectionClosed
+
+    with ws_connect(f"wss://localhost:{harness.port}/ws_split?ms=400", ssl=harness.certs.client_context()) as ws:
+        assert harness.wait_for(lambda: harness.app.split_sent)
+        stopping = asyncio.run_coroutine_threadsafe(harness.proxy.shutdown(3.0), harness.loop)
+        assert ws.recv(timeout=5) == "hello world"  # whole, though the stop began in its middle
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        stopping.result(5)
 
 
 def test_loops_without_add_reader_still_serve_tls(certs):

@@ -268,9 +268,8 @@ class ClientConnection(Ending, asyncio.Protocol):
         self._log(101)
         pending, self.buf = bytes(self.buf), bytearray()
         up.owner = None
-        websocket = any(v.strip().lower() == "websocket" for v in self.req.special.get("upgrade", ()))
         self.pipe = upgrade.splice(self.transport, up.transport, pending_up=pending, pending_down=rest,
-                                   on_close=lambda: self.core.connections.discard(self), websocket=websocket)
+                                   on_close=lambda: self.core.connections.discard(self), websocket=self.req.websocket)
 
     def on_response(self, resp: http1.Response, body: http1.Tracker | None, first: bytes) -> None:
         self.resp_started, self.status = True, resp.status

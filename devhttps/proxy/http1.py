@@ -81,6 +81,11 @@ class Request:
         self.body = _request_body(special)
 
     @property
+    def websocket(self) -> bool:
+        """An upgrade to WebSocket (the Upgrade header may list other protocols too)."""
+        return self.upgrade and "websocket" in _tokens(self.special.get("upgrade"))
+
+    @property
     def special(self) -> dict[str, list[str]]:
         """The managed headers' values by lower-case name, in order."""
         if self._special is None:

@@ -58,7 +58,10 @@ def test_bare_lf_head_is_refused_not_waited_for():
 
 def test_upgrade_and_expect():
     r = req("GET /ws HTTP/1.1\nHost: x\nConnection: keep-alive, Upgrade\nUpgrade: websocket\nExpect: 100-continue\n\n")
-    assert r.upgrade and r.expect_continue
+    assert r.upgrade and r.expect_continue and r.websocket
+    assert req("GET / HTTP/1.1\nHost: x\nConnection: Upgrade\nUpgrade: h2c, WebSocket\n\n").websocket
+    assert not req("GET / HTTP/1.1\nHost: x\nConnection: Upgrade\nUpgrade: h2c\n\n").websocket
+    assert not req("GET / HTTP/1.1\nHost: x\nUpgrade: websocket\n\n").websocket  # no Connection: upgrade
 
 
 def test_upstream_head_sets_forwarded_headers_and_keeps_the_rest():

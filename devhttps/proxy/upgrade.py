@@ -46,21 +46,23 @@ class FrameTracker:
         return pos
 
     def _header(self, data: bytes, pos: int, end: int) -> int:
+        """Read (the rest of) a frame header from ``pos``; returns where reading stopped."""
         head = self.head
-        need = 2
         while True:
+            ext = mask = 0
             if len(head) >= 2:
                 code = head[1] & 0x7F
-                need = 2 + (2 if code == 126 else 8 if code == 127 else 0) + (4 if head[1] & 0x80 else 0)
-            if len(head) >= need or pos >= end:
+                ext = 2 if code == 126 else 8 if code == 127 else 0  # extended payload length bytes
+                mask = 4 if head[1] & 0x80 else 0
+            need = 2 + ext + mask
+            if len(head) >= need:
                 break
+            if pos >= end:
+                return pos  # the rest of the header comes with the next bytes
             take = min(need - len(head), end - pos)
             head += data[pos:pos + take]
             pos += take
-        if len(head) < need:
-            return pos  # the rest of the header comes with the next bytes
-        code = head[1] & 0x7F
-        self.left = int.from_bytes(head[2:need - (4 if head[1] & 0x80 else 0)], "big") if code >= 126 else code
+        self.left = int.from_bytes(head[2:2 + ext], "big") if ext else head[1] & 0x7F
         head.clear()
         return pos
 

@@ -13,9 +13,8 @@ import ssl
 import pytest
 import trustme
 
-from tests.browser import (
-    PHONE_HOST, Browser, PageServer, cert_error_in, chromium_available, report_script, require_browser,
-)
+from tests.browser import PHONE_HOST, Browser, cert_error_in, chromium_available, require_browser
+from tests.pages import PageServer, report_script
 
 PAGE = f"<!doctype html><title>mic</title><p id=x>static</p>{report_script()}".encode()
 

@@ -13,7 +13,8 @@ import trustme
 
 from devhttps.proxy.onboarding import PROBE_PATH, OnboardingInfo, make_hook
 from devhttps.proxy.types import RequestHead
-from tests.browser import PHONE_HOST, Browser, PageServer, Request, report_script
+from tests.browser import PHONE_HOST, Browser
+from tests.pages import PageServer, Request, report_script
 from tests.test_onboarding import Calls, ca, info  # noqa: F401  (shared fixtures)
 
 

@@ -21,15 +21,38 @@ _FIELDS = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r
 _FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*[^\r\n \t])?[ \t]*\r\n")
 # A whole valid head in one C-level pass over the received bytes (the same grammar as the three patterns
 # above, which only run to word the refusal when this does not match).
-_FIELD_BLOCK = rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n"
-_REQUEST_HEAD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n" + _FIELD_BLOCK)
-_RESPONSE_HEAD = re.compile(rb"HTTP/1\.([01]) (\d\d\d)((?: [^\x00-\x08\x0a-\x1f\x7f]*)?)\r\n" + _FIELD_BLOCK)
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_VALUE = rb"[\t\x20-\x7e\x80-\xff]*"
+_FIELD_BLOCK = rb"(?:" + _TOKEN + rb":" + _VALUE + rb"\r\n)*\r\n"
+_REQUEST_LINE_B = rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n"
+_STATUS_LINE_B = rb"HTTP/1\.([01]) (\d\d\d)((?: [^\x00-\x08\x0a-\x1f\x7f]*)?)\r\n"
+_REQUEST_HEAD = re.compile(_REQUEST_LINE_B + _FIELD_BLOCK)
+_RESPONSE_HEAD = re.compile(_STATUS_LINE_B + _FIELD_BLOCK)
 # The headers that steer framing and connection handling, and those the proxy drops from a request head
-# before adding its own: found in one pass. A head with only Host among them needs no rewriting.
-_MANAGED = re.compile(rb"\r\n(connection|content-length|transfer-encoding|upgrade|expect|host|keep-alive|"
-                      rb"proxy-connection|x-forwarded-(?:for|proto|host|port)):[ \t]*([^\r\n]*)", re.IGNORECASE)
-# A response's framing needs only these three (fewer alternatives: a faster scan of a long head).
-_RESPONSE_MANAGED = re.compile(rb"\r\n(connection|content-length|transfer-encoding):[ \t]*([^\r\n]*)", re.IGNORECASE)
+# before adding its own. A request with only Host among them needs no rewriting. A response's framing
+# needs only the first three.
+_REQUEST_NAMES = (rb"connection|content-length|transfer-encoding|upgrade|expect|host|keep-alive|proxy-connection|"
+                  rb"x-forwarded-(?:for|proto|host|port)")
+_RESPONSE_NAMES = rb"connection|content-length|transfer-encoding"
+
+
+def _lines_without(names: bytes) -> bytes:
+    """Any number of header lines, none of them named one of ``names`` (a regex alternation, any case)."""
+    return rb"(?:(?!(?i:" + names + rb"):)" + _TOKEN + rb":" + _VALUE + rb"\r\n)*"
+
+
+# The usual request and response, validated and taken apart in the same single pass: an HTTP/1.1 request
+# whose only managed header (see _MANAGED) is its one Host, and an HTTP/1.1 response framed by nothing
+# but a Content-Length. Anything else fails to match and takes the general path below.
+_OTHER_REQUEST_LINES = _lines_without(_REQUEST_NAMES)
+_OTHER_RESPONSE_LINES = _lines_without(_RESPONSE_NAMES)
+_PLAIN_REQUEST = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.1\r\n" + _OTHER_REQUEST_LINES
+                            + rb"(?i:host):[ \t]*(" + _VALUE + rb")\r\n" + _OTHER_REQUEST_LINES + rb"\r\n")
+_PLAIN_RESPONSE = re.compile(rb"HTTP/1\.1 (\d\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n" + _OTHER_RESPONSE_LINES
+                             + rb"(?i:content-length):[ \t]*(\d{1,18})[ \t]*\r\n" + _OTHER_RESPONSE_LINES + rb"\r\n")
+# Those headers of an unusual head, found in one pass (name, value).
+_MANAGED = re.compile(rb"\r\n(" + _REQUEST_NAMES + rb"):[ \t]*([^\r\n]*)", re.IGNORECASE)
+_RESPONSE_MANAGED = re.compile(rb"\r\n(" + _RESPONSE_NAMES + rb"):[ \t]*([^\r\n]*)", re.IGNORECASE)
 _DROP = re.compile(r"\r\n(?:connection|keep-alive|proxy-connection|x-forwarded-(?:for|proto|host|port)):[^\r\n]*",
                    re.IGNORECASE)
 
@@ -159,6 +182,16 @@ def _content_length(values: list[str] | None) -> int | None:
 
 def parse_request(head: bytes) -> Request:
     """Parse a request head (CRLFCRLF included, leading blank lines already dropped)."""
+    plain = _PLAIN_REQUEST.fullmatch(head)
+    if plain is not None:  # the usual request
+        method, target, host = plain.groups()
+        if method != b"CONNECT":  # (header lines start after " HTTP/1.1\r\n", 11 bytes)
+            return Request(head, plain.end(2) + 11, method.decode("ascii"), target.decode("latin-1"),
+                           host.rstrip(b" \t"))
+    return _parse_any_request(head)
+
+
+def _parse_any_request(head: bytes) -> Request:
     match = _REQUEST_HEAD.fullmatch(head)
     if match is None:
         _refuse_request(head.decode("latin-1"))
@@ -166,10 +199,7 @@ def parse_request(head: bytes) -> Request:
     if method == b"CONNECT":
         _refuse_request(head.decode("latin-1"))
     start = match.end(3)  # the CRLF before the first header line
-    found = _MANAGED.findall(head, start)
-    if minor == b"1" and len(found) == 1 and found[0][0].lower() == b"host":  # plain: the usual request
-        return Request(head, start + 2, method.decode("ascii"), target.decode("latin-1"), found[0][1].rstrip(b" \t"))
-    special = _special(found)
+    special = _special(_MANAGED.findall(head, start))
     hosts = special.get("host")
     if (hosts is None and minor == b"1") or (hosts is not None and len(hosts) > 1):
         raise BadRequest(400, "an HTTP/1.1 request needs exactly one Host header")  # RFC 9112 3.2
@@ -206,19 +236,22 @@ def _request_body(special: dict[str, list[str]]) -> Tracker | None:
 
 def parse_response(head: bytes) -> Response:
     """Parse an upstream response head; raises BadRequest (the proxy answers 502)."""
+    plain = _PLAIN_RESPONSE.fullmatch(head)
+    if plain is not None:  # the usual response
+        status, length = plain.groups()
+        return Response(int(status), head, int(length))
+    return _parse_any_response(head)
+
+
+def _parse_any_response(head: bytes) -> Response:
     match = _RESPONSE_HEAD.fullmatch(head)
     if match is None:
         if _STATUS_LINE.match(head.decode("latin-1")) is None:
             raise BadRequest(502, "malformed status line")
         raise BadRequest(400, "malformed header line")
-    found = _RESPONSE_MANAGED.findall(head, match.end(3))
     minor, status = match.group(1, 2)
-    if minor == b"1" and len(found) == 1 and found[0][0].lower() == b"content-length":  # the usual response
-        value = found[0][1].rstrip(b" \t")
-        if value.isdigit() and len(value) <= 18:
-            return Response(int(status), head, int(value))
     close = minor == b"0"
-    special = _special(found)
+    special = _special(_RESPONSE_MANAGED.findall(head, match.end(3)))
     close = close or "close" in _tokens(special.get("connection"))
     codings = _tokens(special.get("transfer-encoding"))
     chunked, length = False, None

@@ -186,3 +186,68 @@ def test_only_host_among_managed_headers_is_forwarded_without_rewriting():
     for extra in ("Connection: keep-alive", "keep-alive: 5", "X-Forwarded-Host: y", "Content-Length: 0"):
         assert not req(f"GET / HTTP/1.1\nHost: x\n{extra}\n\n").plain
     assert not req("GET / HTTP/1.0\nHost: x\n\n").plain  # HTTP/1.0 gets Connection: close added
+
+
+# -- the one-regex reading of the usual head against the general path ---------------------------------
+def _outcome(parse, head):
+    try:
+        m = parse(head)
+    except http1.BadRequest as exc:
+        return ("refused", exc.status)
+    if isinstance(m, http1.Response):
+        return (m.status, m.length, m.close, m.chunked, m.raw)
+    return (m.method, m.target, m.version, m.host, m.keep_alive, m.upgrade, m.expect_continue, type(m.body),
+            m.raw, m.start, m.headers, http1.upstream_head(m, "10.1.2.3", True, 8443))  # (plain or rewritten)
+
+
+managed = st.sampled_from(["Host", "hOST", "Hostname", "Content-Length", "content-length ", "Transfer-Encoding",
+                           "Connection", "Upgrade", "Expect", "Keep-Alive", "X-Forwarded-Port", "X-Forwarded-Portal",
+                           "Cookie"])
+field_values = st.sampled_from(["", " x", "x \t", "0", " 12 ", "123456789012345678", "1234567890123456789", "1,1",
+                                "close", "chunked", "upgrade", "websocket", "100-continue", "\x80", "\x7f", "a\rb",
+                                "a\r\nb", "1\n"])
+extra_fields = st.lists(st.tuples(managed, field_values), max_size=2)
+
+
+def _head(first_line, key, value, extra, at):
+    """A head with the line ``key: value`` among ``extra`` (at index ``at``): the usual head, give or take."""
+    lines = list(extra)
+    lines.insert(min(at, len(lines)), (key, value))
+    return (first_line + "\r\n" + "".join(f"{k}:{v}\r\n" for k, v in lines) + "\r\n").encode("latin-1")
+
+
+request_heads = st.builds(
+    lambda m, v, value, extra, at: _head(f"{m} /p {v}", "Host", value, extra, at),
+    st.sampled_from(["GET", "GET", "CONNECT"]), st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]), field_values,
+    extra_fields, st.integers(0, 2))
+response_heads = st.builds(
+    lambda v, s, value, extra, at: _head(f"{v} {s}", "Content-Length", value, extra, at),
+    st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]),
+    st.sampled_from(["200 OK", "200", "304 Not Modified", "2000"]), field_values, extra_fields, st.integers(0, 2))
+
+
+def test_each_managed_header_leaves_the_usual_path_as_it_must():
+    names = ["Connection", "Content-Length", "Transfer-Encoding", "Upgrade", "Expect", "Host", "Keep-Alive",
+             "Proxy-Connection", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port"]
+    for name in names + [n.upper() for n in names] + ["Cookie", "Hostname", "Upgrade-Insecure-Requests"]:
+        for value in ("close", "keep-alive", "upgrade", "100-continue", "chunked", "5", "x"):
+            for version in ("HTTP/1.1", "HTTP/1.0"):
+                for head in (_head(f"GET /p {version}", "Host", "h", [(name, value)], at) for at in (0, 1)):
+                    assert _outcome(http1.parse_request, head) == _outcome(http1._parse_any_request, head), head
+                head = _head(f"{version} 200 OK", "Content-Length", "5", [(name, value)], 1)
+                assert _outcome(http1.parse_response, head) == _outcome(http1._parse_any_response, head), head
+
+
+@settings(max_examples=500, deadline=None)
+@given(head=request_heads)
+@example(head=b"GET /p HTTP/1.1\r\nHost: x \t\r\nCookie: a\r\n\r\n")
+def test_usual_request_shortcut_reads_as_the_general_path(head):
+    fast, general = _outcome(http1.parse_request, head), _outcome(http1._parse_any_request, head)
+    assert fast == general
+
+
+@settings(max_examples=500, deadline=None)
+@given(head=response_heads)
+@example(head=b"HTTP/1.1 200 OK\r\nContent-Length: 12 \r\nCookie: a\r\n\r\n")
+def test_usual_response_shortcut_reads_as_the_general_path(head):
+    assert _outcome(http1.parse_response, head) == _outcome(http1._parse_any_response, head)

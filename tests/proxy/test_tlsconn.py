@@ -56,6 +56,7 @@ class Recorder(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.events.append("lost")
+        self.exc = exc
         self.lost.set()
 
 
@@ -99,6 +100,20 @@ def test_echo_and_connection_facts(certs, run):
         await proto.lost.wait()
         assert proto.events == ["made", "eof", "lost"]
         assert transport.is_closing()
+
+    run(main())
+
+
+def test_a_client_gone_without_close_notify_is_an_end_of_input_not_an_error(certs, run):
+    async def main():
+        proto = Recorder()
+        _, reader, writer = await _pair(certs, proto)
+        writer.write(b"last words")
+        await proto.got.wait()
+        writer.transport.abort()  # the TCP connection ends with no TLS close_notify before it
+        await proto.lost.wait()
+        assert proto.events == ["made", "eof", "lost"] and proto.exc is None
+        assert proto.data == b"last words"
 
     run(main())
 

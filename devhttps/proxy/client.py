@@ -271,6 +271,15 @@ class ClientConnection(Ending, asyncio.Protocol):
         self.pipe = upgrade.splice(self.transport, up.transport, pending_up=pending, pending_down=rest,
                                    on_close=lambda: self.core.connections.discard(self), websocket=self.req.websocket)
 
+    def on_whole_response(self, resp: http1.Response, data: bytes, body_size: int) -> None:
+        """The usual answer: ``data`` is its head and its whole body, as the app sent them."""
+        self.resp_started, self.status = True, resp.status
+        self.nbytes += body_size
+        if self.close_after or resp.close:  # the head must say how the connection goes on
+            data = http1.client_head(resp, self.close_after) + data[len(data) - body_size:]
+        self.transport.write(data)
+        self.on_response_end(not resp.close)
+
     def on_response(self, resp: http1.Response, body: http1.Tracker | None, first: bytes) -> None:
         self.resp_started, self.status = True, resp.status
         if body is not None and body.until_close:
@@ -288,7 +297,8 @@ class ClientConnection(Ending, asyncio.Protocol):
             self.close_after = True  # answered before the whole body came: stop here
         self._drop_upstream(reusable=reusable and self.body_done)
         self.resp_done = True
-        self._maybe_finish()
+        if self.state == BODY and (self.body_done or self.close_after):  # (as _maybe_finish, a call less)
+            self._finish()
 
     def on_upstream_lost(self, reason: str) -> None:
         up, self.up = self.up, None

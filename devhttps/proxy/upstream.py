@@ -27,6 +27,7 @@ class Owner(Protocol):
 
     def on_interim(self, raw: bytes) -> None: ...
     def on_switch(self, resp: http1.Response, rest: bytes) -> None: ...
+    def on_whole_response(self, resp: http1.Response, data: bytes, body_size: int) -> None: ...
     def on_response(self, resp: http1.Response, body: http1.Tracker | None, first: bytes) -> None: ...
     def on_response_data(self, data: bytes) -> None: ...
     def on_response_end(self, reusable: bool) -> None: ...
@@ -114,26 +115,26 @@ class UpstreamConnection(asyncio.Protocol):
                     raise http1.BadRequest(502, "response head too large")
                 self.buf += data
                 return
-            head, data = data[:end], data[end:]
-            resp = http1.parse_response(head)
-            if resp.status == 101:
-                self.reading_head = False
-                owner.on_switch(resp, data)
-                return
+            resp = http1.parse_response(data[:end])
             if resp.status < 200:
-                owner.on_interim(head)
+                data = data[end:]
+                if resp.status == 101:
+                    self.reading_head = False
+                    owner.on_switch(resp, data)
+                    return
+                owner.on_interim(resp.raw)
                 continue
-            self._start_body(owner, resp, data)  # it owns the rest of ``data`` (a next request may be sent meanwhile)
+            if resp.length == len(data) - end and resp.status not in (204, 304) and self.method != "HEAD":
+                # The usual small answer: the whole body came with its head, and ``data`` is all of it.
+                self.reading_head, self.will_close = False, resp.close
+                owner.on_whole_response(resp, data, resp.length)
+                return
+            self._start_body(owner, resp, data[end:])  # it owns the rest (a next request may be sent meanwhile)
             return
 
     def _start_body(self, owner: Owner, resp: http1.Response, rest: bytes) -> None:
         self.reading_head = False
         self.will_close = resp.close
-        if resp.length == len(rest) and resp.status not in (204, 304) and self.method != "HEAD":
-            owner.on_response(resp, None, rest)  # the usual small answer: the whole body came with its head
-            if self.owner is owner:
-                owner.on_response_end(not self.will_close)
-            return
         body = self.body = http1.response_body(resp, self.method)
         used = 0
         if body is not None and rest:

@@ -100,6 +100,16 @@ class FakeApp:
         self.respond(writer, 200, json.dumps({"bytes": count, "sha256": digest.hexdigest()}).encode(), req,
                      "application/json")
 
+    async def r_hints(self, req, query, reader, writer):
+        """A 103 (with a Content-Length, which an interim answer may carry and must not be framed by), then 200."""
+        hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nContent-Length: 0\r\n\r\n"
+        if not query.get("together"):
+            writer.write(hints)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            hints = b""
+        writer.write(hints + b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhinted")
+
     async def r_reject(self, req, query, reader, writer):
         self.respond(writer, 413, b"too big", req, extra="Connection: close\r\n")
         return False

@@ -83,6 +83,14 @@ def test_expect_100_continue(harness):
     assert json.loads(reply.body)["bytes"] == 5
 
 
+@pytest.mark.parametrize("together", [False, True])
+def test_interim_answers_pass_before_the_final_one(harness, together):
+    c = conn(harness)
+    for _ in range(2):
+        reply = c.request(target="/hints?together=1" if together else "/hints")
+        assert (reply.interim, reply.status, reply.body) == ([103], 200, b"hinted")
+
+
 def test_early_final_answer_to_an_expect_request_closes_after(harness):
     c = conn(harness)
     c.send(b"POST /reject HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\nExpect: 100-continue\r\n\r\n")

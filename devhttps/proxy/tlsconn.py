@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import socket
 import ssl
 from typing import Any
@@ -80,6 +81,10 @@ async def _ready(loop: asyncio.AbstractEventLoop, fd: int, add: Any, remove: Any
         await waiter
     finally:
         remove(fd)
+
+
+def _closed(*_args: Any) -> Any:
+    raise OSError(errno.EBADF, "the TLS connection is closed")
 
 
 def _wake(waiter: asyncio.Future) -> None:
@@ -371,4 +376,7 @@ class TLSTransport(asyncio.Transport):
             except (ssl.SSLError, OSError, ValueError):
                 pass
         self._sock.close()
+        # Let go of OpenSSL's object now: the transport and its protocol refer to each other, so they wait for
+        # the garbage collector, and would keep the whole TLS state (and its buffers) alive with them.
+        self._ssl_read = self._ssl_write = _closed
         self._loop.call_soon(self._protocol.connection_lost, exc)

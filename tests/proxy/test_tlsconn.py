@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import socket
 import ssl
+import sys
 import threading
 
 import pytest
@@ -114,6 +115,22 @@ def test_a_client_gone_without_close_notify_is_an_end_of_input_not_an_error(cert
         await proto.lost.wait()
         assert proto.events == ["made", "eof", "lost"] and proto.exc is None
         assert proto.data == b"last words"
+
+    run(main())
+
+
+def test_a_closed_transport_lets_go_of_the_tls_state_at_once(certs, run):
+    # A transport and its protocol refer to each other and wait for the garbage collector: what they hold
+    # after the end must not include OpenSSL's object (its buffers made memory grow by connection).
+    async def main():
+        proto = Recorder()
+        transport, _, writer = await _pair(certs, proto)
+        tls_state = transport.get_extra_info("ssl_object")._sslobj
+        refs_open = sys.getrefcount(tls_state)
+        writer.close()
+        await proto.lost.wait()
+        assert transport.get_extra_info("ssl_object")._sslobj is None  # (the socket's own reference is gone)
+        assert sys.getrefcount(tls_state) == refs_open - 3  # ... and so are the transport's read and write
 
     run(main())
 

@@ -24,10 +24,8 @@ _FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*[^\r\n \t])?
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _VALUE = rb"[\t\x20-\x7e\x80-\xff]*"
 _FIELD_BLOCK = rb"(?:" + _TOKEN + rb":" + _VALUE + rb"\r\n)*\r\n"
-_REQUEST_LINE_B = rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n"
-_STATUS_LINE_B = rb"HTTP/1\.([01]) (\d\d\d)((?: [^\x00-\x08\x0a-\x1f\x7f]*)?)\r\n"
-_REQUEST_HEAD = re.compile(_REQUEST_LINE_B + _FIELD_BLOCK)
-_RESPONSE_HEAD = re.compile(_STATUS_LINE_B + _FIELD_BLOCK)
+_REQUEST_HEAD = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n" + _FIELD_BLOCK)
+_RESPONSE_HEAD = re.compile(rb"HTTP/1\.([01]) (\d\d\d)((?: [^\x00-\x08\x0a-\x1f\x7f]*)?)\r\n" + _FIELD_BLOCK)
 # The headers that steer framing and connection handling, and those the proxy drops from a request head
 # before adding its own. A request with only Host among them needs no rewriting. A response's framing
 # needs only the first three.

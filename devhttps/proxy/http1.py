@@ -13,14 +13,13 @@ import re
 MAX_HEAD = 64 * 1024  # a larger header block is answered with 431
 MAX_CHUNK_LINE = 4096  # chunk-size line incl. extensions, and each trailer line
 
+# The request and status lines alone, to word a refusal once a whole head failed to match (below), and one
+# header line, read into (name, value) when a caller asks for every header.
 _REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/(\d)\.(\d)\r\n")
 _STATUS_LINE = re.compile(r"HTTP/1\.([01]) (\d\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n")
-# The whole header block in one pass: token ":" value CRLF, where a value has no control character but TAB
-# (this also refuses obs-fold continuation lines and bare CR or LF).
-_FIELDS = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n")
 _FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*[^\r\n \t])?[ \t]*\r\n")
-# A whole valid head in one C-level pass over the received bytes (the same grammar as the three patterns
-# above, which only run to word the refusal when this does not match).
+# A whole valid head in one C-level pass over the received bytes. The header block: token ":" value CRLF, where
+# a value has no control character but TAB (this also refuses obs-fold continuation lines and bare CR or LF).
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _VALUE = rb"[\t\x20-\x7e\x80-\xff]*"
 _FIELD_BLOCK = rb"(?:" + _TOKEN + rb":" + _VALUE + rb"\r\n)*\r\n"

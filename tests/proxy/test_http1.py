@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -251,3 +254,37 @@ def test_usual_request_shortcut_reads_as_the_general_path(head):
 @example(head=b"HTTP/1.1 200 OK\r\nContent-Length: 12 \r\nCookie: a\r\n\r\n")
 def test_usual_response_shortcut_reads_as_the_general_path(head):
     assert _outcome(http1.parse_response, head) == _outcome(http1._parse_any_response, head)
+
+
+# -- possessive repeats (Python 3.11+) match exactly as plain ones would -------------------------------
+def _backtracking(pattern):
+    """``pattern`` with its possessive repeats (always written right after a class or group) made plain."""
+    source = pattern.pattern
+    for possessive, plain in ((b"]++", b"]+"), (b"]*+", b"]*"), (b")*+", b")*"), (b")?+", b")?")):
+        source = source.replace(possessive, plain)
+    return re.compile(source, pattern.flags)
+
+
+HEAD_PATTERNS = [http1._REQUEST_HEAD, http1._RESPONSE_HEAD, http1._PLAIN_REQUEST, http1._PLAIN_RESPONSE]
+
+
+def _found(match):
+    return None if match is None else (match.span(), match.groups())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="possessive repeats need Python 3.11")
+def test_the_head_patterns_are_possessive_here():
+    for pattern in HEAD_PATTERNS:
+        assert _backtracking(pattern).pattern != pattern.pattern
+
+
+@settings(max_examples=400, deadline=None)
+@given(head=st.one_of(raw_heads, request_heads, response_heads,
+                      st.builds(lambda head, body: head + body, response_heads, st.binary(max_size=6))))
+@example(head=b"GET / HTTP/1.1\r\nHost:  \t x \t\r\n\r\n")
+@example(head=b"HTTP/1.1 200 \r\nContent-Length: \t 12 \t\r\nA:\r\n\r\nxy\r\n\r\n")
+def test_possessive_head_patterns_match_as_backtracking_ones(head):
+    for pattern in HEAD_PATTERNS:
+        plain = _backtracking(pattern)
+        assert _found(pattern.fullmatch(head)) == _found(plain.fullmatch(head)), pattern.pattern
+        assert _found(pattern.match(head)) == _found(plain.match(head)), pattern.pattern

@@ -10,6 +10,7 @@ buffer pauses reading on the other side (flow control), so memory stays flat.
 from __future__ import annotations
 
 import asyncio
+import re
 from time import perf_counter
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from devhttps.proxy.client_end import BODY, CLOSED, HEAD, TUNNEL, Ending
 from devhttps.proxy.local import header, local_answer
 from devhttps.proxy.types import LocalResponse
 from devhttps.proxy.upstream import connect_error, small_reads
+
+match_plain_request = http1.match_plain_request  # (a global: one attribute lookup less per request)
 
 if TYPE_CHECKING:
     from devhttps.proxy.core import Core
@@ -43,6 +46,8 @@ class ClientConnection(Ending, asyncio.Protocol):
         self.pipe: upgrade.PipeEnd | None = None  # after a 101: the app's end of the pipe
         self._looping = False
         self.fwd: tuple[bytes, bytes] | None = None  # this connection's X-Forwarded-* lines, made once
+        self.quick = False  # usual requests may take the shortcut (_send_plain): no hook or redirect for them
+        self.hook_paths: frozenset | None = None  # ... unless their path is one of these
         self._reset()
 
     def _reset(self) -> None:
@@ -64,6 +69,7 @@ class ClientConnection(Ending, asyncio.Protocol):
         small_reads(transport)  # plain HTTP on the stdlib loop
         self.idle_since = self.core.loop.time()
         self.core.connections.add(self)
+        self._choose_shortcut()
         if self.core.closing:
             self._close()
 
@@ -75,10 +81,15 @@ class ClientConnection(Ending, asyncio.Protocol):
             return
         if state > BODY:
             return  # draining or closed: input is discarded
-        if state == HEAD and not self.buf and not self._looping and data[0] != 13:  # (13: CR, a blank line)
+        if state == HEAD and not self.buf and not self._looping:  # one whole head and nothing after it, usually
+            plain = match_plain_request(data) if len(data) <= http1.MAX_HEAD else None
+            if plain is not None:
+                if not self._send_plain(data, plain):
+                    self._start_request(data, plain)
+                return
             end = data.find(b"\r\n\r\n")
-            if 0 < end == len(data) - 4 and end < http1.MAX_HEAD:
-                self._start_request(data)  # the usual case: one whole head, nothing after it
+            if 0 < end == len(data) - 4 and end < http1.MAX_HEAD and data[0] != 13:  # (13: CR, a blank line)
+                self._start_request(data)
                 return
         self.buf += data
         if state == HEAD:
@@ -114,6 +125,17 @@ class ClientConnection(Ending, asyncio.Protocol):
         if self.up is not None and self.up.transport is not None:
             self.up.transport.resume_reading()
 
+    def _choose_shortcut(self) -> None:
+        """Which usual requests may skip local_answer(): all, none, or those not on the hook's TLS paths."""
+        core = self.core
+        self.fwd = http1.forward_parts(self.client_ip, self.tls, self.port)
+        if not self.tls and core.listener_tls:
+            return  # plain HTTP on the TLS port: the hook's pages, or a redirect to https
+        if core.hook is None:
+            self.quick = True
+        elif self.tls and core.hook_tls_paths is not None:
+            self.quick, self.hook_paths = True, frozenset(p.encode("latin-1") for p in core.hook_tls_paths)
+
     # -- request heads --------------------------------------------------------
     def _next_requests(self) -> None:
         if self._looping:
@@ -144,12 +166,12 @@ class ClientConnection(Ending, asyncio.Protocol):
         self._start_request(head)
         return True
 
-    def _start_request(self, head: bytes) -> None:
+    def _start_request(self, head: bytes, plain: re.Match | None = None) -> None:
         core = self.core
         if core.on_request is not None:
             self.started = perf_counter()  # (uvloop's loop.time() has only millisecond resolution)
         try:
-            req = http1.parse_request(head)
+            req = http1.parse_request(head, plain)
         except http1.BadRequest as exc:
             self._refuse(exc.status, str(exc))
             return
@@ -162,6 +184,25 @@ class ClientConnection(Ending, asyncio.Protocol):
                 self._answer_locally(local)
                 return
         self._forward()
+
+    def _send_plain(self, head: bytes, plain: re.Match) -> bool:
+        """The usual request, on the upstream connection the last one used: what _start_request, _forward and
+        _attach would do for it, in one step (every request of a keep-alive client goes this way). False: it
+        needs more than that (see _choose_shortcut), and nothing was done."""
+        up, core = self.kept, self.core
+        if not self.quick or up is None or up.transport.is_closing() or plain[1] == b"CONNECT" or core.closing:
+            return False
+        if self.hook_paths is not None and plain[2].partition(b"?")[0] in self.hook_paths:
+            return False  # one for the hook
+        if core.on_request is not None:
+            self.started = perf_counter()
+        req = self.req = http1.plain_request(head, plain)
+        self.state, self.body_done, self.sink, self.kept, self.up = BODY, True, SINK_UP, None, up
+        self.up_head = b"".join((head[:-2], self.fwd[0], req.host, self.fwd[1]))  # as upstream_head() makes it
+        up.send_request(self, self.up_head, req.method)
+        if self.writes_paused:
+            up.transport.pause_reading()
+        return True
 
     def _refuse(self, status: int, detail: str) -> None:
         """A head we cannot read: answer, then close (the stream position is lost)."""
@@ -185,8 +226,6 @@ class ClientConnection(Ending, asyncio.Protocol):
 
     # -- forwarding -------------------------------------------------------------
     def _forward(self) -> None:
-        if self.fwd is None:
-            self.fwd = http1.forward_parts(self.client_ip, self.tls, self.port)
         self.up_head = http1.upstream_head(self.req, self.client_ip, self.tls, self.port, self.fwd)
         up, self.kept = self.kept, None
         if up is None or up.transport.is_closing():  # (the app may have closed it while it was idle)
@@ -270,6 +309,28 @@ class ClientConnection(Ending, asyncio.Protocol):
         up.owner = None
         self.pipe = upgrade.splice(self.transport, up.transport, pending_up=pending, pending_down=rest,
                                    on_close=lambda: self.core.connections.discard(self), websocket=self.req.websocket)
+
+    def on_plain_response(self, status: int, data: bytes, body_size: int) -> None:
+        """The usual answer, whole (HTTP/1.1, a Content-Length, kept alive): ``data`` is its head and body as
+        the app sent them. On a quiet connection it goes out as it came, and the client's next request finds
+        the upstream connection kept: what on_whole_response, on_response_end, _drop_upstream and _finish
+        would do for it, in one step."""
+        if (self.state != BODY or self.close_after or not self.body_done or self.pauses or self.writes_paused
+                or self.kept is not None or self.core.closing):
+            self.on_whole_response(http1.parse_response(data[:len(data) - body_size]), data, body_size)
+            return
+        up, self.up = self.up, None
+        self.resp_started, self.status = True, status
+        self.nbytes += body_size
+        self.transport.write(data)
+        if self.core.on_request is not None:
+            self._log(status)
+        self._reset()
+        self.state, self.active = HEAD, True
+        if up.detach(True):
+            self.kept = up
+        if self.buf:
+            self._next_requests()
 
     def on_whole_response(self, resp: http1.Response, data: bytes, body_size: int) -> None:
         """The usual answer: ``data`` is its head and its whole body, as the app sent them."""

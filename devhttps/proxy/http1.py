@@ -186,15 +186,28 @@ def _content_length(values: list[str] | None) -> int | None:
     return int(value)
 
 
-def parse_request(head: bytes) -> Request:
-    """Parse a request head (CRLFCRLF included, leading blank lines already dropped)."""
-    plain = _PLAIN_REQUEST.fullmatch(head)
-    if plain is not None:  # the usual request
-        method, target, host = plain.groups()
-        if method != b"CONNECT":  # (header lines start after " HTTP/1.1\r\n", 11 bytes)
-            return Request(head, plain.end(2) + 11, method.decode("ascii"), target.decode("latin-1"),
-                           host.rstrip(b" \t"))
+# The usual request as a whole head (a match: method, target, Host value), and the usual response at the start
+# of what the app sent (a match: status, Content-Length; its end() is where the body starts): the proxy's
+# shortcuts for them (ClientConnection.data_received, UpstreamConnection.data_received) call these directly.
+match_plain_request = _PLAIN_REQUEST.fullmatch
+match_plain_response = _PLAIN_RESPONSE.match
+
+
+def parse_request(head: bytes, plain: re.Match | None = None) -> Request:
+    """Parse a request head (CRLFCRLF included, leading blank lines already dropped).
+
+    ``plain``: what match_plain_request(head) returned, when the caller has it already.
+    """
+    plain = plain or _PLAIN_REQUEST.fullmatch(head)
+    if plain is not None and plain[1] != b"CONNECT":  # the usual request
+        return plain_request(head, plain)
     return _parse_any_request(head)
+
+
+def plain_request(head: bytes, plain: re.Match) -> Request:
+    """The Request of a head that match_plain_request() matched (its method is not CONNECT)."""
+    method, target, host = plain.groups()  # (header lines start after " HTTP/1.1\r\n", 11 bytes)
+    return Request(head, plain.end(2) + 11, method.decode("ascii"), target.decode("latin-1"), host.rstrip(b" \t"))
 
 
 def _parse_any_request(head: bytes) -> Request:

@@ -1,0 +1,108 @@
+"""The usual request and answer take a shortcut on a keep-alive connection (ClientConnection._send_plain,
+on_plain_response): the first request of a connection goes the general way, every later one the short way.
+Whatever way a request goes, the app, the client and the request log must see the same."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devhttps.proxy.types import LocalResponse
+from tests.proxy.conftest import Harness
+from tests.proxy.http_client import Conn
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request):
+    return request.param
+
+
+def conn(h) -> Conn:
+    return Conn(h.port, h.certs.client_context())
+
+
+def test_the_app_sees_later_requests_exactly_as_the_first(harness):
+    c = conn(harness)
+    replies = [c.request(target="/headers?x=1", headers={"Cookie": "a=b", "Accept": "*/*"}) for _ in range(3)]
+    seen = [json.loads(r.body) for r in replies]
+    assert all(r.status == 200 and r.raw_head == replies[0].raw_head for r in replies)
+    assert seen[0]["headers"] == seen[1]["headers"] == seen[2]["headers"]
+    assert dict(seen[2]["headers"])["X-Forwarded-Host"] == "localhost"
+    assert len({s["peer"] for s in seen}) == 1 and harness.app.connections == 1
+
+
+def test_one_connection_carries_every_kind_of_answer_in_turn(harness):
+    c = conn(harness)
+    for _ in range(2):  # the second round starts with a kept upstream connection
+        assert c.request(target="/hello/a").body == b"hello /hello/a"
+        head = c.request("HEAD", "/hello/b")
+        assert head.status == 200 and head.body == b"" and head.header("content-length") == "14"
+        assert c.request(target="/status/204").status == 204
+        assert c.request(target="/status/304").status == 304
+        assert len(c.request(target="/big?n=70000&chunked=1").body) == 70000
+        assert json.loads(c.request("POST", "/upload", body=b"x" * 5000).body)["bytes"] == 5000
+        assert c.request(target="/hints?together=1").body == b"hinted"
+        assert c.request(target="/hello/c").body == b"hello /hello/c"
+    assert harness.app.connections == 1
+
+
+def test_each_request_is_logged_once_whichever_way_it_went(harness):
+    c = conn(harness)
+    for i in range(3):
+        assert c.request(target=f"/hello/{i}?q").status == 200
+    assert harness.wait_for(lambda: len(harness.logs) == 3)
+    assert [(r.method, r.path, r.status, r.nbytes) for r in harness.logs] == [
+        ("GET", f"/hello/{i}", 200, len(f"hello /hello/{i}?q")) for i in range(3)]
+    assert all(r.ms >= 0 for r in harness.logs)
+
+
+def test_a_hooks_tls_path_reaches_the_hook_on_a_kept_connection(certs, loop_kind):
+    seen = []
+
+    def hook(head):
+        seen.append(head.target)
+        return LocalResponse(200, b"mine") if head.path == "/probe" else None
+
+    hook.tls_paths = {"/probe"}
+    h = Harness(certs, loop_kind)
+    h.start_proxy(hook=hook)
+    try:
+        c = conn(h)
+        for _ in range(2):
+            assert c.request(target="/hello").body == b"hello /hello"
+            assert c.request(target="/probe?t=2").body == b"mine"
+        assert seen == ["/probe?t=2", "/probe?t=2"]
+    finally:
+        h.close()
+
+
+def test_a_hook_without_tls_paths_sees_every_request(certs, loop_kind):
+    seen = []
+
+    def hook(head):
+        seen.append(head.target)
+
+    h = Harness(certs, loop_kind)
+    h.start_proxy(hook=hook)
+    try:
+        c = conn(h)
+        assert [c.request(target=f"/hello/{i}").status for i in range(3)] == [200, 200, 200]
+        assert seen == ["/hello/0", "/hello/1", "/hello/2"]
+    finally:
+        h.close()
+
+
+def test_plain_http_on_the_tls_port_is_redirected_every_time(harness):
+    c = Conn(harness.port, None)
+    for path in ("/a", "/b"):
+        reply = c.request(target=path)
+        assert reply.status == 301 and reply.header("location") == f"https://localhost{path}"
+    assert harness.app.requests == []
+
+
+def test_pipelined_requests_after_a_shortcut_stay_in_order(harness):
+    c = conn(harness)
+    assert c.request(target="/hello/first").status == 200  # the upstream connection is kept from here on
+    c.send(b"".join(b"GET /hello/%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i for i in range(5)))
+    assert [c.read_reply().body for _ in range(5)] == [b"hello /hello/%d" % i for i in range(5)]

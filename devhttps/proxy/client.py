@@ -15,22 +15,20 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from devhttps.proxy import http1, pages, upgrade
-from devhttps.proxy.client_end import BODY, CLOSED, HEAD, TUNNEL, Ending
+from devhttps.proxy.client_end import BODY, CLOSED, HEAD, SINK_DISCARD, SINK_UP, SINK_WAIT, TUNNEL, Ending
+from devhttps.proxy.client_plain import Shortcut, match_plain_request
 from devhttps.proxy.local import header, local_answer
 from devhttps.proxy.types import LocalResponse
 from devhttps.proxy.upstream import connect_error, small_reads
-
-match_plain_request = http1.match_plain_request  # (a global: one attribute lookup less per request)
 
 if TYPE_CHECKING:
     from devhttps.proxy.core import Core
     from devhttps.proxy.upstream import UpstreamConnection
 
-SINK_WAIT, SINK_UP, SINK_DISCARD = range(3)
 PIPELINE_LIMIT = 1024 * 1024  # buffered bytes of later requests before reading pauses
 
 
-class ClientConnection(Ending, asyncio.Protocol):
+class ClientConnection(Shortcut, Ending, asyncio.Protocol):
     def __init__(self, core: "Core", tls: bool, client_ip: str, port: int) -> None:
         self.core, self.tls, self.client_ip, self.port = core, tls, client_ip, port
         self.transport: asyncio.Transport | None = None
@@ -125,17 +123,6 @@ class ClientConnection(Ending, asyncio.Protocol):
         if self.up is not None and self.up.transport is not None:
             self.up.transport.resume_reading()
 
-    def _choose_shortcut(self) -> None:
-        """Which usual requests may skip local_answer(): all, none, or those not on the hook's TLS paths."""
-        core = self.core
-        self.fwd = http1.forward_parts(self.client_ip, self.tls, self.port)
-        if not self.tls and core.listener_tls:
-            return  # plain HTTP on the TLS port: the hook's pages, or a redirect to https
-        if core.hook is None:
-            self.quick = True
-        elif self.tls and core.hook_tls_paths is not None:
-            self.quick, self.hook_paths = True, frozenset(p.encode("latin-1") for p in core.hook_tls_paths)
-
     # -- request heads --------------------------------------------------------
     def _next_requests(self) -> None:
         if self._looping:
@@ -184,25 +171,6 @@ class ClientConnection(Ending, asyncio.Protocol):
                 self._answer_locally(local)
                 return
         self._forward()
-
-    def _send_plain(self, head: bytes, plain: re.Match) -> bool:
-        """The usual request, on the upstream connection the last one used: what _start_request, _forward and
-        _attach would do for it, in one step (every request of a keep-alive client goes this way). False: it
-        needs more than that (see _choose_shortcut), and nothing was done."""
-        up, core = self.kept, self.core
-        if not self.quick or up is None or up.transport.is_closing() or plain[1] == b"CONNECT" or core.closing:
-            return False
-        if self.hook_paths is not None and plain[2].partition(b"?")[0] in self.hook_paths:
-            return False  # one for the hook
-        if core.on_request is not None:
-            self.started = perf_counter()
-        req = self.req = http1.plain_request(head, plain)
-        self.state, self.body_done, self.sink, self.kept, self.up = BODY, True, SINK_UP, None, up
-        self.up_head = b"".join((head[:-2], self.fwd[0], req.host, self.fwd[1]))  # as upstream_head() makes it
-        up.send_request(self, self.up_head, req.method)
-        if self.writes_paused:
-            up.transport.pause_reading()
-        return True
 
     def _refuse(self, status: int, detail: str) -> None:
         """A head we cannot read: answer, then close (the stream position is lost)."""
@@ -309,28 +277,6 @@ class ClientConnection(Ending, asyncio.Protocol):
         up.owner = None
         self.pipe = upgrade.splice(self.transport, up.transport, pending_up=pending, pending_down=rest,
                                    on_close=lambda: self.core.connections.discard(self), websocket=self.req.websocket)
-
-    def on_plain_response(self, status: int, data: bytes, body_size: int) -> None:
-        """The usual answer, whole (HTTP/1.1, a Content-Length, kept alive): ``data`` is its head and body as
-        the app sent them. On a quiet connection it goes out as it came, and the client's next request finds
-        the upstream connection kept: what on_whole_response, on_response_end, _drop_upstream and _finish
-        would do for it, in one step."""
-        if (self.state != BODY or self.close_after or not self.body_done or self.pauses or self.writes_paused
-                or self.kept is not None or self.core.closing):
-            self.on_whole_response(http1.parse_response(data[:len(data) - body_size]), data, body_size)
-            return
-        up, self.up = self.up, None
-        self.resp_started, self.status = True, status
-        self.nbytes += body_size
-        self.transport.write(data)
-        if self.core.on_request is not None:
-            self._log(status)
-        self._reset()
-        self.state, self.active = HEAD, True
-        if up.detach(True):
-            self.kept = up
-        if self.buf:
-            self._next_requests()
 
     def on_whole_response(self, resp: http1.Response, data: bytes, body_size: int) -> None:
         """The usual answer: ``data`` is its head and its whole body, as the app sent them."""

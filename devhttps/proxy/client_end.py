@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # The states of a client connection, in the order it goes through them.
 HEAD, BODY, TUNNEL, DRAIN, CLOSED = range(5)
+# Where the body of the request in progress goes: nowhere yet, up to the app, or away (answered locally).
+SINK_WAIT, SINK_UP, SINK_DISCARD = range(3)
 DRAIN_TIMEOUT = 2.0  # seconds a closing connection may take to read what it was sent
 
 

@@ -98,29 +98,6 @@ def test_client_head_is_unchanged_unless_connection_management_differs():
     assert http1.client_head(closing, close=True) == b"HTTP/1.1 200 OK\r\nX: y\r\nConnection: close\r\n\r\n"
 
 
-CHUNKED = b"5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\n"
-
-
-@settings(max_examples=200, deadline=None)
-@given(cuts=st.lists(st.integers(0, len(CHUNKED)), max_size=6), extra=st.binary(max_size=20))
-def test_chunked_tracker_finds_the_end_however_bytes_are_split(cuts, extra):
-    data = CHUNKED + extra
-    points = sorted(set(cuts)) + [len(data)]
-    tracker, used, start = http1.ChunkedTracker(), 0, 0
-    for point in points:
-        if tracker.done:
-            break
-        used += tracker.feed(data[start:point])
-        start = point
-    assert tracker.done and used == len(CHUNKED)
-
-
-@pytest.mark.parametrize("bad", [b"zz\r\n", b"5\r\nhelloXX", b"5\n", b"1" * 5000])
-def test_chunked_tracker_rejects_bad_framing(bad):
-    with pytest.raises(http1.BadFraming):
-        http1.ChunkedTracker().feed(bad)
-
-
 # -- the one-pass head check against a line-by-line reading of the same grammar -------------------------
 TCHAR = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 

@@ -249,7 +249,7 @@ def _found(match):
     return None if match is None else (match.span(), match.groups())
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="possessive repeats need Python 3.11")
+@pytest.mark.skipif(sys.version_info < (3, 11, 5), reason="possessive repeats are right from Python 3.11.5 on")
 def test_the_head_patterns_are_possessive_here():
     for pattern in HEAD_PATTERNS:
         assert _backtracking(pattern).pattern != pattern.pattern

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 
 from devhttps.proxy import http1, pages, upgrade
 from devhttps.proxy.client_end import BODY, CLOSED, HEAD, SINK_DISCARD, SINK_UP, SINK_WAIT, TUNNEL, Ending
-from devhttps.proxy.client_plain import Shortcut, match_plain_request
+from devhttps.proxy.client_plain import Shortcut
 from devhttps.proxy.local import header, local_answer
 from devhttps.proxy.types import LocalResponse
 from devhttps.proxy.upstream import connect_error, small_reads
+
+match_plain_request = http1.match_plain_request  # (a global: one attribute lookup less per request)
 
 if TYPE_CHECKING:
     from devhttps.proxy.core import Core
@@ -43,9 +45,9 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         self.connecting: asyncio.Task | None = None
         self.pipe: upgrade.PipeEnd | None = None  # after a 101: the app's end of the pipe
         self._looping = False
-        self.fwd: tuple[bytes, bytes] | None = None  # this connection's X-Forwarded-* lines, made once
-        self.quick = False  # usual requests may take the shortcut (_send_plain): no hook or redirect for them
-        self.hook_paths: frozenset | None = None  # ... unless their path is one of these
+        self.fwd: tuple[bytes, bytes] = (b"", b"")  # this connection's X-Forwarded-* lines (connection_made)
+        self.shortcut_ok = False  # plain requests may take the shortcut (_send_plain): no hook or redirect for them
+        self.hook_targets: frozenset | None = None  # ... unless their path is one of these (raw bytes)
         self._reset()
 
     def _reset(self) -> None:
@@ -67,6 +69,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         small_reads(transport)  # plain HTTP on the stdlib loop
         self.idle_since = self.core.loop.time()
         self.core.connections.add(self)
+        self.fwd = http1.forward_parts(self.client_ip, self.tls, self.port)
         self._choose_shortcut()
         if self.core.closing:
             self._close()

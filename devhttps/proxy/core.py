@@ -29,9 +29,13 @@ class Core:
     closing: bool = False
     connections: set["ClientConnection"] = field(default_factory=set)
     hook_tls_paths: frozenset | None = field(init=False, default=None)  # from the hook, see types.Hook
+    hook_tls_targets: frozenset | None = field(init=False, default=None)  # the same as raw request bytes
 
     def __post_init__(self) -> None:
         self.hook_tls_paths = hook_tls_paths(self.hook)
+        if self.hook_tls_paths is not None:
+            # A request target is read as latin-1: a path that has no latin-1 form can never be asked for.
+            self.hook_tls_targets = frozenset(_latin1(p) for p in self.hook_tls_paths) - {None}
 
     def report(self, message: str) -> None:
         if self.on_error is not None:
@@ -46,3 +50,10 @@ class Core:
             self.on_request(RequestLog(client, method, path, status, nbytes, (perf_counter() - started) * 1000.0))
         except Exception as exc:
             self.report(f"request log failed: {type(exc).__name__}: {exc}")
+
+
+def _latin1(path: object) -> bytes | None:
+    try:
+        return path.encode("latin-1")  # type: ignore[attr-defined]
+    except (AttributeError, UnicodeEncodeError):
+        return None

@@ -98,12 +98,11 @@ class UpstreamConnection(asyncio.Protocol):
         if not self.reading_head:
             self._body_data(owner, data)
             return
-        if not self.buf:
+        if not self.buf and self.method != "HEAD":
             plain = match_plain_response(data)  # the usual answer with all of its body (see _parse_heads)
             if plain is not None:
                 length, status = int(plain[2]), int(plain[1])
-                if (plain.end() + length == len(data) and status >= 200 and status != 204 and status != 304
-                        and self.method != "HEAD"):
+                if plain.end() + length == len(data) and status >= 200 and status != 204 and status != 304:
                     self.reading_head = False
                     owner.on_plain_response(status, data, length)
                     return

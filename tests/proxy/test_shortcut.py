@@ -5,6 +5,9 @@ Whatever way a request goes, the app, the client and the request log must see th
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 
 import pytest
 
@@ -106,3 +109,58 @@ def test_pipelined_requests_after_a_shortcut_stay_in_order(harness):
     assert c.request(target="/hello/first").status == 200  # the upstream connection is kept from here on
     c.send(b"".join(b"GET /hello/%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i for i in range(5)))
     assert [c.read_reply().body for _ in range(5)] == [b"hello /hello/%d" % i for i in range(5)]
+
+
+def test_a_request_sent_while_a_shortcut_answer_is_awaited_waits_its_turn(harness):
+    c = conn(harness)
+    assert c.request(target="/hello/first").status == 200
+    c.send(b"GET /slow?ms=200 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    time.sleep(0.05)  # the next request arrives while the app still works on this one
+    c.send(b"GET /hello/third HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert [c.read_reply().body for _ in range(2)] == [b"slow", b"hello /hello/third"]
+    assert harness.app.connections == 1 and harness.wait_for(lambda: len(harness.logs) == 3)
+
+
+def test_an_interim_answer_before_a_shortcut_answer_is_passed_on(harness):
+    c = conn(harness)
+    assert c.request(target="/hello/first").status == 200
+    reply = c.request(target="/hints")  # a 103 alone, then a plain 200
+    assert (reply.interim, reply.status, reply.body) == ([103], 200, b"hinted")
+    assert c.request(target="/hello/next").body == b"hello /hello/next"
+
+
+def test_a_client_that_half_closes_after_a_shortcut_request_gets_its_answer(plain_harness):
+    c = Conn(plain_harness.port, None)
+    assert c.request(target="/hello/first").status == 200
+    c.send(b"GET /slow?ms=100 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    reply = c.read_reply()
+    assert reply.body == b"slow" and reply.header("connection").lower() == "close" and c.closed_by_peer()
+
+
+def test_a_stop_during_a_shortcut_request_lets_it_finish_then_closes(harness):
+    c = conn(harness)
+    assert c.request(target="/hello/first").status == 200
+    c.send(b"GET /slow?ms=300 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    time.sleep(0.1)
+    stopping = threading.Thread(target=lambda: harness.run(harness.proxy.shutdown(2.0)))
+    stopping.start()
+    reply = c.read_reply()
+    stopping.join()
+    harness.proxy = None  # (stopped already)
+    assert reply.body == b"slow" and reply.header("connection").lower() == "close" and c.closed_by_peer()
+
+
+def test_a_hook_tls_path_without_a_latin1_form_costs_nothing(certs):
+    def hook(head):
+        return LocalResponse(200, b"mine") if head.path == "/probe" else None
+
+    hook.tls_paths = {"/probe", "/日本", b"/bytes"}  # neither of the last two can equal a request's path
+    h = Harness(certs)
+    h.start_proxy(hook=hook)
+    try:
+        c = Conn(h.port, h.certs.client_context(), timeout=5)
+        assert [c.request(target=t).body for t in ("/hello", "/hello", "/probe")] == [b"hello /hello"] * 2 + [b"mine"]
+        assert h.errors == []
+    finally:
+        h.close()

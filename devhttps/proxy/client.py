@@ -89,7 +89,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
                     self._start_request(data, plain)
                 return
             end = data.find(b"\r\n\r\n")
-            if 0 < end == len(data) - 4 and end < http1.MAX_HEAD and data[0] != 13:  # (13: CR, a blank line)
+            if 0 < end == len(data) - 4 and len(data) <= http1.MAX_HEAD and data[0] != 13:  # (13: CR: a blank line)
                 self._start_request(data)
                 return
         self.buf += data

@@ -68,6 +68,21 @@ def test_header_block_over_64_kib_gets_431(harness):
     assert c.closed_by_peer()
 
 
+@pytest.mark.parametrize("kind", ["asyncio", "uvloop"])  # (uvloop reads more than 64 KiB at once)
+@pytest.mark.parametrize("over", [1, 3])
+def test_a_head_just_over_64_kib_gets_431_however_it_is_read(kind, over):
+    h = Harness(None, kind)
+    h.start_proxy()
+    try:
+        start = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "
+        c = Conn(h.port, None)
+        c.send(start + b"a" * (64 * 1024 + over - len(start) - 4) + b"\r\n\r\n")
+        assert c.read_reply().status == 431
+        assert h.app.requests == []
+    finally:
+        h.close()
+
+
 def test_header_block_just_under_64_kib_passes(harness):
     reply = conn(harness).request(headers={"X-Big": "a" * 60000})
     assert reply.status == 200

@@ -46,8 +46,9 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         self.pipe: upgrade.PipeEnd | None = None  # after a 101: the app's end of the pipe
         self._looping = False
         self.fwd: tuple[bytes, bytes] = (b"", b"")  # this connection's X-Forwarded-* lines (connection_made)
-        self.shortcut_ok = False  # plain requests may take the shortcut (_send_plain): no hook or redirect for them
-        self.hook_targets: frozenset | None = None  # ... unless their path is one of these (raw bytes)
+        # Plain requests may take the shortcut (_send_plain) unless their path is one of these (raw bytes), the
+        # hook's; None: none may (every request goes to the hook, or is redirected to https).
+        self.shortcut: frozenset | None = None
         self._reset()
 
     def _reset(self) -> None:

@@ -56,8 +56,7 @@ class Shortcut:
     kept: "UpstreamConnection | None"
     fwd: tuple[bytes, bytes]
     up_head: bytes
-    shortcut_ok: bool
-    hook_targets: frozenset | None
+    shortcut: frozenset | None
 
     def _choose_shortcut(self) -> None:
         """Which plain requests may skip local_answer(): all, none, or those not for the hook's TLS paths."""
@@ -65,17 +64,17 @@ class Shortcut:
         if not self.tls and core.listener_tls:
             return  # plain HTTP on the TLS port: the hook's pages, or a redirect to https
         if core.hook is None:
-            self.shortcut_ok = True
+            self.shortcut = frozenset()
         elif self.tls and core.hook_tls_targets is not None:
-            self.shortcut_ok, self.hook_targets = True, core.hook_tls_targets
+            self.shortcut = core.hook_tls_targets
 
     def _send_plain(self, head: bytes, plain: re.Match) -> bool:
         """A plain request, sent on the upstream connection the last request used. False: it needs the general
         way (see _choose_shortcut), and nothing was done."""
-        up, core = self.kept, self.core
-        if not self.shortcut_ok or up is None or up.transport.is_closing() or plain[1] == b"CONNECT" or core.closing:
+        up, core, hook_targets = self.kept, self.core, self.shortcut
+        if hook_targets is None or up is None or up.transport.is_closing() or plain[1] == b"CONNECT" or core.closing:
             return False
-        if self.hook_targets is not None and plain[2].partition(b"?")[0] in self.hook_targets:
+        if hook_targets and plain[2].partition(b"?")[0] in hook_targets:
             return False  # one for the hook
         if core.on_request is not None:
             self.started = perf_counter()

@@ -18,7 +18,7 @@ from devhttps.config import UpstreamAddr
 from devhttps.proxy.client import ClientConnection
 from devhttps.proxy.core import Core
 from devhttps.proxy.tls import make_server_context
-from devhttps.proxy.tlsconn import accept_tls
+from devhttps.proxy.tlsaccept import Handshake
 from devhttps.proxy.types import Hook, RequestLog
 from devhttps.proxy.upstream import UpstreamPool
 
@@ -45,7 +45,7 @@ class ProxyServer:
         self._listeners: list[tuple[socket.socket, int]] = []
         self._peeking: dict[socket.socket, float] = {}
         self._servers: list[asyncio.AbstractServer] = []  # only where the loop accepts (see _serve_without_peeking)
-        self._handshakes: set[asyncio.Task] = set()
+        self._handshakes: set[Handshake | asyncio.Task] = set()  # connections being set up
         self._sweeper: asyncio.TimerHandle | None = None
         self._stopped = False
 
@@ -176,20 +176,27 @@ class ProxyServer:
     def _hand_over(self, sock: socket.socket, addr: tuple, port: int, *, tls: bool) -> None:
         conn = ClientConnection(self.core, tls, _client_ip(addr), port)
         loop = self.core.loop
-        if tls:  # our own TLS transport: see tlsconn.py for why not the loop's
-            coro = accept_tls(loop, sock, self._listen_ctx, conn, self.handshake_timeout)
-        else:
-            coro = loop.connect_accepted_socket(lambda: conn, sock)
-        task = loop.create_task(coro)
+        if tls:  # our own TLS transport and handshake: see tlsconn.py and tlsaccept.py for why not the loop's
+            handshake = Handshake(loop, sock, self._listen_ctx, conn, self.handshake_timeout, self._handshake_done)
+            self._handshakes.add(handshake)
+            handshake.start()
+            return
+        task = loop.create_task(loop.connect_accepted_socket(lambda: conn, sock))
         self._handshakes.add(task)
-        task.add_done_callback(self._handshake_done)
+        task.add_done_callback(self._plain_done)
 
-    def _handshake_done(self, task: asyncio.Task) -> None:
+    def _handshake_done(self, handshake: Handshake, exc: BaseException | None) -> None:
+        self._handshakes.discard(handshake)
+        self._setup_failed(exc)
+
+    def _plain_done(self, task: asyncio.Task) -> None:
         self._handshakes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()  # a failed handshake costs only its own connection (the loop closed it)
-            if not isinstance(exc, (OSError, asyncio.TimeoutError, EOFError)):
-                self.core.report(f"connection setup failed: {type(exc).__name__}: {exc}")
+        self._setup_failed(None if task.cancelled() else task.exception())
+
+    def _setup_failed(self, exc: BaseException | None) -> None:
+        # A failed setup costs only its own connection (its socket is closed); only the unexpected is reported.
+        if exc is not None and not isinstance(exc, (OSError, asyncio.TimeoutError, asyncio.CancelledError, EOFError)):
+            self.core.report(f"connection setup failed: {type(exc).__name__}: {exc}")
 
     def _on_sni(self, sslobj: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> None:
         # Called for every handshake, with or without SNI (IP URLs too): the swap point for a new certificate.

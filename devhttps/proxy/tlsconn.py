@@ -9,7 +9,7 @@ the socket is readable or writable.
 
 The transport follows asyncio's: ``write`` never blocks (what the socket does not take is queued,
 and the protocol is paused above the high-water mark), ``close`` flushes first, ``abort`` does not,
-and a TLS stream cannot be half-closed (``can_write_eof`` is False).
+and a TLS stream cannot be half-closed (``can_write_eof`` is False). The handshake before it: tlsaccept.py.
 """
 
 from __future__ import annotations
@@ -27,30 +27,7 @@ HIGH_WATER = 64 * 1024
 CLOSE_TIMEOUT = 30.0  # a close waits this long for a peer that does not read, then aborts (as asyncio's does)
 
 
-async def accept_tls(loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: ssl.SSLContext,
-                     protocol: asyncio.Protocol, timeout: float) -> "TLSTransport":
-    """Handshake on an accepted, non-blocking socket, then connect ``protocol`` to a new transport.
-
-    Raises ``ssl.SSLError``/``OSError`` for a failed handshake and ``asyncio.TimeoutError`` after
-    ``timeout`` seconds; the socket is closed in every such case.
-    """
-    try:
-        sock = ctx.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-    except BaseException:
-        raw.close()
-        raise
-    try:
-        await asyncio.wait_for(_handshake(loop, sock), timeout)
-    except BaseException:
-        _close_quietly(sock)
-        raise
-    transport = TLSTransport(loop, sock, protocol)
-    protocol.connection_made(transport)
-    transport._start()
-    return transport
-
-
-def _close_quietly(sock: ssl.SSLSocket) -> None:
+def close_quietly(sock: ssl.SSLSocket) -> None:
     # Unread input makes close() send a reset, which a client reports as an error instead of a close:
     # read what already arrived (the rest of a garbled handshake) first.
     for _ in range(16):
@@ -62,34 +39,8 @@ def _close_quietly(sock: ssl.SSLSocket) -> None:
     sock.close()
 
 
-async def _handshake(loop: asyncio.AbstractEventLoop, sock: ssl.SSLSocket) -> None:
-    fd = sock.fileno()
-    while True:
-        try:
-            sock.do_handshake()
-            return
-        except ssl.SSLWantReadError:
-            await _ready(loop, fd, loop.add_reader, loop.remove_reader)
-        except ssl.SSLWantWriteError:
-            await _ready(loop, fd, loop.add_writer, loop.remove_writer)
-
-
-async def _ready(loop: asyncio.AbstractEventLoop, fd: int, add: Any, remove: Any) -> None:
-    waiter = loop.create_future()
-    add(fd, _wake, waiter)
-    try:
-        await waiter
-    finally:
-        remove(fd)
-
-
 def _closed(*_args: Any) -> Any:
     raise OSError(errno.EBADF, "the TLS connection is closed")
-
-
-def _wake(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class TLSTransport(asyncio.Transport):

@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from devhttps.proxy.tls import make_server_context
-from devhttps.proxy.tlsconn import HIGH_WATER, TLSTransport, accept_tls
+from devhttps.proxy.tlsaccept import Handshake, accept_tls
+from devhttps.proxy.tlsconn import HIGH_WATER, TLSTransport
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
@@ -307,5 +308,61 @@ def test_pausing_in_connection_made_does_not_spin(certs, run, monkeypatch):
         transport.close()
         await proto.lost.wait()
         writer.close()
+
+    run(main())
+
+
+class Refuser(Recorder):
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        raise RuntimeError("this protocol takes no connections")
+
+
+def _handshake_with(certs, protocol):
+    """Start a Handshake for one loopback connection; returns (handshake, outcome future, client socket)."""
+    loop = asyncio.get_running_loop()
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    raw, _ = listener.accept()
+    listener.close()
+    raw.setblocking(False)
+    outcome = loop.create_future()
+    handshake = Handshake(loop, raw, make_server_context(certs.cert, certs.key), protocol, 5,
+                          lambda h, exc: outcome.set_result(exc))
+    handshake.start()
+    return handshake, outcome, client
+
+
+def test_a_protocol_that_refuses_its_connection_costs_only_that_connection(certs, run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        proto = Refuser()
+        _, outcome, client = _handshake_with(certs, proto)
+        ctx = certs.client_context()
+
+        def client_side():
+            with ctx.wrap_socket(client, server_hostname="localhost") as tls:
+                try:
+                    return tls.recv(10)  # the connection is closed at once, not left hanging
+                except (ssl.SSLError, OSError):
+                    return b""
+
+        got = await loop.run_in_executor(None, client_side)
+        exc = await outcome
+        assert isinstance(exc, RuntimeError) and got == b""
+        await asyncio.wait_for(proto.lost.wait(), 5)  # its transport was aborted: the protocol hears of it
+
+    run(main())
+
+
+def test_a_cancelled_handshake_closes_its_socket_and_says_so(certs, run):
+    async def main():
+        handshake, outcome, client = _handshake_with(certs, Recorder())
+        handshake.cancel()
+        assert isinstance(await outcome, asyncio.CancelledError) and handshake.done
+        client.settimeout(5)
+        assert client.recv(10) == b""
+        client.close()
+        handshake.cancel()  # (a second cancel does nothing)
 
     run(main())

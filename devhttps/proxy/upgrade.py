@@ -35,13 +35,24 @@ class FrameTracker:
         frame boundary (0 when already at one)."""
         pos, end = 0, len(data)
         while pos < end:
-            if self.left:
-                take = min(self.left, end - pos)
-                self.left -= take
-                pos += take
+            left = self.left
+            if left:  # payload: skipped by arithmetic
+                if left > end - pos:
+                    self.left = left - (end - pos)
+                    return end
+                self.left, pos = 0, pos + left
                 continue
             if stop and not self.head:
                 return pos
+            if not self.head and end - pos >= 2:  # the usual case: the whole header is here, no copy needed
+                second = data[pos + 1]
+                code = second & 0x7F
+                ext = 2 if code == 126 else 8 if code == 127 else 0  # extended payload length bytes
+                need = 2 + ext + (4 if second & 0x80 else 0)
+                if end - pos >= need:
+                    self.left = int.from_bytes(data[pos + 2:pos + 2 + ext], "big") if ext else code
+                    pos += need
+                    continue
             pos = self._header(data, pos, end)
         return pos
 

@@ -102,8 +102,8 @@ class ProxyServer:
         core = self.core
         for conn in list(core.connections):
             conn.kill()
-        for task in list(self._handshakes):
-            task.cancel()
+        for setup in list(self._handshakes):
+            setup.cancel()
         core.pool.close_all()
         if self._sweeper is not None:
             self._sweeper.cancel()

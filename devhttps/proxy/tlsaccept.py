@@ -15,65 +15,65 @@ from typing import Callable, Optional
 
 from devhttps.proxy.tlsconn import TLSTransport, close_quietly
 
-SETUP_ERRORS = (OSError, ValueError)  # what wrapping and do_handshake() raise for a bad peer (SSLError: OSError)
+READ, WRITE = "read", "write"  # what the loop watches a socket for
 
 
 class Handshake:
     """One handshake. ``on_done(handshake, exc)`` is called once, from ``start()`` or a later loop callback:
     ``exc`` is None when ``protocol`` got its transport (``handshake.transport``), else why not: an
-    ``ssl.SSLError`` or ``OSError``, ``asyncio.TimeoutError`` after ``timeout`` seconds, ``asyncio.CancelledError``
-    after ``cancel()``, or what the protocol's ``connection_made`` raised. The socket is closed in every such case.
+    ``ssl.SSLError`` or ``OSError``, ``asyncio.TimeoutError`` after ``timeout`` seconds (None: no limit),
+    ``asyncio.CancelledError`` after ``cancel()``, or what the protocol's ``connection_made`` raised. The socket is
+    closed in every such case.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: ssl.SSLContext,
-                 protocol: asyncio.Protocol, timeout: float,
+                 protocol: asyncio.Protocol, timeout: float | None,
                  on_done: Callable[["Handshake", Optional[BaseException]], None]) -> None:
         self.loop, self.protocol, self.on_done = loop, protocol, on_done
-        self.transport: TLSTransport | None = None
+        self.transport: TLSTransport | None = None  # set once the handshake is through: from then on it is in charge
         self.done = False
-        self._raw, self._ctx, self._timeout = raw, ctx, timeout
+        self._raw, self._ctx, self._timeout = raw, ctx, timeout  # (raw: detached by wrap_socket, closed if not)
         self._sock: ssl.SSLSocket | None = None
         self._fd = -1
-        self._waiting = ""  # "read" or "write": what the loop watches the socket for
+        self._waiting = ""  # READ, WRITE or "": what the loop watches the socket for
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         try:
             self._sock = self._ctx.wrap_socket(self._raw, server_side=True, do_handshake_on_connect=False)
-        except SETUP_ERRORS as exc:
+        except Exception as exc:
             self._raw.close()
             self._finish(exc)
             return
         self._fd = self._sock.fileno()
-        self._timer = self.loop.call_later(self._timeout, self._fail, asyncio.TimeoutError())
+        if self._timeout is not None:
+            self._timer = self.loop.call_later(self._timeout, self._fail, asyncio.TimeoutError())
         self._step()
 
     def cancel(self) -> None:
-        if not self.done:
-            self._fail(asyncio.CancelledError())
+        self._fail(asyncio.CancelledError())
 
     def _step(self) -> None:
         try:
             self._sock.do_handshake()  # type: ignore[union-attr]
         except ssl.SSLWantReadError:
-            self._wait("read")
+            self._wait(READ)
             return
         except ssl.SSLWantWriteError:
-            self._wait("write")
+            self._wait(WRITE)
             return
-        except SETUP_ERRORS as exc:
+        except Exception as exc:  # SSLError or OSError from a bad peer, or anything else: this connection only
             self._fail(exc)
             return
         self._wait("")
-        transport = TLSTransport(self.loop, self._sock, self.protocol)  # type: ignore[arg-type]
+        transport = self.transport = TLSTransport(self.loop, self._sock, self.protocol)  # type: ignore[arg-type]
         try:
             self.protocol.connection_made(transport)
+            transport._start()
         except Exception as exc:  # the protocol's fault: this connection ends, the listener goes on
             transport.abort()
             self._finish(exc)
             return
-        transport._start()
-        self.transport = transport
         self._finish(None)
 
     def _wait(self, what: str) -> None:
@@ -82,13 +82,13 @@ class Handshake:
             return
         loop = self.loop
         if self._waiting:
-            (loop.remove_reader if self._waiting == "read" else loop.remove_writer)(self._fd)
+            (loop.remove_reader if self._waiting == READ else loop.remove_writer)(self._fd)
         if what:
-            (loop.add_reader if what == "read" else loop.add_writer)(self._fd, self._step)
+            (loop.add_reader if what == READ else loop.add_writer)(self._fd, self._step)
         self._waiting = what
 
     def _fail(self, exc: BaseException) -> None:
-        if self.done:
+        if self.done or self.transport is not None:  # (a cancel from inside connection_made: the transport's now)
             return
         self._wait("")
         if self._sock is not None:
@@ -107,13 +107,17 @@ class Handshake:
 
 
 async def accept_tls(loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: ssl.SSLContext,
-                     protocol: asyncio.Protocol, timeout: float) -> TLSTransport:
+                     protocol: asyncio.Protocol, timeout: float | None) -> TLSTransport:
     """A Handshake as a coroutine: the transport, or the handshake's exception raised here."""
     result: asyncio.Future = loop.create_future()
 
     def on_done(handshake: Handshake, exc: BaseException | None) -> None:
-        if not result.done():
-            result.set_result(handshake.transport) if exc is None else result.set_exception(exc)
+        if result.done():
+            return
+        if exc is None:
+            result.set_result(handshake.transport)
+        else:
+            result.set_exception(exc)
 
     handshake = Handshake(loop, raw, ctx, protocol, timeout, on_done)
     handshake.start()
@@ -121,4 +125,6 @@ async def accept_tls(loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: s
         return await result
     except asyncio.CancelledError:
         handshake.cancel()
+        if handshake.transport is not None:  # through already, but its caller is gone: end the connection too
+            handshake.transport.abort()
         raise

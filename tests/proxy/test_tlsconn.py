@@ -366,3 +366,69 @@ def test_a_cancelled_handshake_closes_its_socket_and_says_so(certs, run):
         handshake.cancel()  # (a second cancel does nothing)
 
     run(main())
+
+
+def test_no_timeout_means_none(certs, run):
+    async def main():
+        transport, _, writer = await _pair(certs, Recorder(), timeout=None)
+        assert isinstance(transport, TLSTransport)
+        writer.close()
+
+    run(main())
+
+
+def _client_side(certs, client):
+    """A blocking client handshake and one read (run in a thread): what it got, or what it raised."""
+    try:
+        with certs.client_context().wrap_socket(client, server_hostname="localhost") as tls:
+            tls.settimeout(2)
+            return tls.recv(1)
+    except (OSError, ssl.SSLError) as exc:
+        return exc
+
+
+def test_a_cancel_from_inside_connection_made_leaves_the_connection_to_its_transport(certs, run):
+    class CancelsItsHandshake(Recorder):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            handshake.cancel()  # (as a stop reached from inside connection_made would)
+
+    async def main():
+        nonlocal handshake
+        loop = asyncio.get_running_loop()
+        errors = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        proto = CancelsItsHandshake()
+        handshake, outcome, client = _handshake_with(certs, proto)
+        await loop.run_in_executor(None, _client_side, certs, client)
+        assert await outcome is None and handshake.transport is proto.transport and errors == []
+        proto.transport.close()
+        await asyncio.wait_for(proto.lost.wait(), 5)
+
+    handshake = None
+    run(main())
+
+
+def test_a_caller_cancelled_just_after_the_handshake_gets_no_live_connection(certs, run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        listener = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(listener.getsockname(), timeout=5)
+        raw, _ = listener.accept()
+        listener.close()
+        raw.setblocking(False)
+
+        class CancelsItsCaller(Recorder):
+            def connection_made(self, transport) -> None:
+                super().connection_made(transport)
+                loop.call_soon(task.cancel)  # after the result is set, before the caller resumes
+
+        proto = CancelsItsCaller()
+        task = loop.create_task(accept_tls(loop, raw, make_server_context(certs.cert, certs.key), proto, 5))
+        client_done = loop.run_in_executor(None, _client_side, certs, client)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert proto.transport.is_closing()
+        await client_done
+
+    run(main())

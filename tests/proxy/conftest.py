@@ -14,6 +14,7 @@ import trustme
 from devhttps.config import UpstreamAddr
 from devhttps.proxy.server import ProxyServer, make_server_context
 from tests.proxy.fake_upstream import FakeApp, start_fake
+from tests.proxy.http_client import Conn
 
 
 class Certs:
@@ -63,6 +64,10 @@ class Harness:
         names = self.run(self.proxy.start(host, port))
         self.port = names[0][1]
         return names
+
+    def client(self) -> Conn:
+        """A new client connection to the proxy: TLS, trusting the test CA (plain HTTP on a plain proxy)."""
+        return Conn(self.port, self.certs.client_context() if self.certs else None)
 
     def run(self, coro, timeout: float = 30):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -133,3 +138,12 @@ def plain_harness():
     h.start_proxy()
     yield h
     h.close()
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request):
+    """Runs a test's coroutine to completion on each loop in turn (within 30 s)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return lambda coro: uvloop.run(asyncio.wait_for(coro, 30))
+    return lambda coro: asyncio.run(asyncio.wait_for(coro, 30))

@@ -20,10 +20,6 @@ def loop_kind(request):
     return request.param
 
 
-def conn(h) -> Conn:
-    return Conn(h.port, h.certs.client_context())
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -39,7 +35,7 @@ def dead_upstream(certs):
 
 
 def test_502_page_names_the_upstream_and_how_to_start_open_webui(dead_upstream):
-    c = conn(dead_upstream)
+    c = dead_upstream.client()
     reply = c.request(headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     page = reply.body.decode()
     assert reply.status == 502 and reply.header("content-type").startswith("text/html")
@@ -49,20 +45,20 @@ def test_502_page_names_the_upstream_and_how_to_start_open_webui(dead_upstream):
 
 
 def test_502_is_json_when_the_client_asks_for_json(dead_upstream):
-    reply = conn(dead_upstream).request(headers={"Accept": "application/json"})
+    reply = dead_upstream.client().request(headers={"Accept": "application/json"})
     data = json.loads(reply.body)
     assert reply.status == 502 and data["upstream"] == dead_upstream.proxy.upstream.url
     assert "open-webui serve" in data["hint"]
 
 
 def test_502_after_an_upload_to_a_dead_upstream_keeps_the_connection(dead_upstream):
-    c = conn(dead_upstream)
+    c = dead_upstream.client()
     assert c.request("POST", "/upload", body=b"x" * 300000).status == 502
     assert c.request().status == 502
 
 
 def test_header_block_over_64_kib_gets_431(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n")
     assert c.read_reply().status == 431
     assert c.closed_by_peer()
@@ -84,14 +80,14 @@ def test_a_head_just_over_64_kib_gets_431_however_it_is_read(kind, over):
 
 
 def test_header_block_just_under_64_kib_passes(harness):
-    reply = conn(harness).request(headers={"X-Big": "a" * 60000})
+    reply = harness.client().request(headers={"X-Big": "a" * 60000})
     assert reply.status == 200
 
 
 @pytest.mark.parametrize("garbage", [b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n", b"\x00\x01\x02 junk\r\n\r\n",
                                      b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", b"GET / HTTP/1.1\nHost: x\n\n"])
 def test_malformed_request_gets_400_then_close(harness, garbage):
-    c = conn(harness)
+    c = harness.client()
     c.send(garbage)
     assert c.read_reply().status == 400
     assert c.closed_by_peer()
@@ -99,14 +95,14 @@ def test_malformed_request_gets_400_then_close(harness, garbage):
 
 
 def test_bad_chunked_upload_gets_400(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
     assert c.read_reply().status == 400 and c.closed_by_peer()
     assert harness.wait_for(lambda: harness.app.open_connections == 0)
 
 
 def test_upstream_dying_mid_answer_closes_the_client(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"GET /die HTTP/1.1\r\nHost: x\r\n\r\n")
     status, headers, _ = c.read_head()
     assert status == 200
@@ -119,7 +115,7 @@ def test_upstream_dying_mid_answer_closes_the_client(harness):
                 raise ConnectionError("closed")
             got += data
     assert len(got) == 1000  # what the app sent, and no made-up ending
-    assert conn(harness).request().status == 200  # the proxy is fine
+    assert harness.client().request().status == 200  # the proxy is fine
 
 
 def test_garbage_instead_of_a_tls_handshake(harness):
@@ -127,7 +123,7 @@ def test_garbage_instead_of_a_tls_handshake(harness):
         raw.sendall(b"\x16\x03\x01\x00\x05garbagegarbage")
         while raw.recv(1024):  # maybe an alert, then the close (a hang would time out)
             pass
-    assert conn(harness).request().status == 200
+    assert harness.client().request().status == 200
 
 
 def test_silent_and_half_open_clients_are_dropped():
@@ -170,14 +166,14 @@ def test_idle_keep_alive_connection_is_closed():
 
 
 def test_client_vanishing_mid_upload_releases_the_upstream(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 100000)
     assert harness.wait_for(lambda: harness.app.open_connections == 1)
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     c.close()  # reset: the client is gone
     assert harness.wait_for(lambda: harness.app.open_connections == 0)
     assert harness.wait_for(lambda: not harness.proxy.core.connections)
-    assert conn(harness).request().status == 200
+    assert harness.client().request().status == 200
 
 
 def test_client_half_closing_after_a_request_still_gets_the_answer(plain_harness):
@@ -192,7 +188,7 @@ def test_upstream_timeout_answers_504(certs):
     h = Harness(certs, upstream_timeout=1.0)
     try:
         h.start_proxy()
-        reply = conn(h).request(target="/slow?ms=4000")
+        reply = h.client().request(target="/slow?ms=4000")
         assert reply.status == 504
     finally:
         h.close()
@@ -207,7 +203,7 @@ def test_failing_hook_costs_one_request(certs):
     h = Harness(certs)
     try:
         h.start_proxy(hook=hook)
-        c = conn(h)
+        c = h.client()
         assert c.request(target="/boom").status == 500
         assert c.request().status == 200
         assert any("broken" in e for e in h.errors)
@@ -216,16 +212,16 @@ def test_failing_hook_costs_one_request(certs):
 
 
 def test_every_request_is_logged_once_whatever_its_end(harness):
-    c = conn(harness)
+    c = harness.client()
     assert c.request().status == 200
     c.send(b"GET /die HTTP/1.1\r\nHost: x\r\n\r\n")
     c.read_head()
     assert harness.wait_for(lambda: len(harness.logs) == 2)
-    gone = conn(harness)
+    gone = harness.client()
     gone.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
     assert harness.wait_for(lambda: harness.app.requests[-1]["target"] == "/upload")
     gone.close()
-    bad = conn(harness)
+    bad = harness.client()
     bad.send(b"BAD\r\n\r\n")
     assert bad.read_reply().status == 400
     assert harness.wait_for(lambda: len(harness.logs) == 4)
@@ -239,7 +235,7 @@ def test_upstream_wait_rides_out_a_restart(certs):
     h = Harness(certs)
     try:
         h.start_proxy(UpstreamAddr("127.0.0.1", port), upstream_wait=5.0)
-        c = conn(h)
+        c = h.client()
         c.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.5)  # the app is down for a while, then comes up on its port
 

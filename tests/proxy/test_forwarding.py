@@ -16,12 +16,8 @@ def loop_kind(request):
     return request.param
 
 
-def conn(h) -> Conn:
-    return Conn(h.port, h.certs.client_context())
-
-
 def test_keep_alive_reuses_both_connections(harness):
-    c = conn(harness)
+    c = harness.client()
     for i in range(5):
         reply = c.request(target=f"/hello?{i}")
         assert (reply.status, reply.body) == (200, f"hello /hello?{i}".encode())
@@ -31,7 +27,7 @@ def test_keep_alive_reuses_both_connections(harness):
 
 
 def test_pipelined_requests_are_answered_in_order(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"".join(b"GET /slow?ms=%d HTTP/1.1\r\nHost: x\r\n\r\nGET /hello?%d HTTP/1.1\r\nHost: x\r\n\r\n" % (50, i)
                     for i in range(3)))
     bodies = [c.read_reply().body for _ in range(6)]
@@ -39,7 +35,7 @@ def test_pipelined_requests_are_answered_in_order(harness):
 
 
 def test_blank_lines_before_a_request_are_skipped(harness):
-    c = conn(harness)
+    c = harness.client()
     for lead in (b"\r\n", b"\r\n\r\n"):  # the second reads like an empty head ending: it must not be one
         c.send(lead + b"GET /hello?lead HTTP/1.1\r\nHost: x\r\n\r\n")
         reply = c.read_reply()
@@ -47,7 +43,7 @@ def test_blank_lines_before_a_request_are_skipped(harness):
 
 
 def test_forwarded_headers_seen_by_the_upstream(harness):
-    reply = conn(harness).request(target="/headers", host=f"localhost:{harness.port}",
+    reply = harness.client().request(target="/headers", host=f"localhost:{harness.port}",
                                   headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "http",
                                            "Cookie": "token=abc", "Connection": "keep-alive"})
     seen = dict(json.loads(reply.body)["headers"])
@@ -62,7 +58,7 @@ def test_forwarded_headers_seen_by_the_upstream(harness):
 @pytest.mark.parametrize("chunked", [False, True])
 def test_uploads_arrive_whole(harness, chunked):
     body = bytes(range(256)) * 4096  # 1 MiB
-    c = conn(harness)
+    c = harness.client()
     if chunked:
         wire = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 70000]), body[i:i + 70000])
                         for i in range(0, len(body), 70000)) + b"0\r\n\r\n"
@@ -74,7 +70,7 @@ def test_uploads_arrive_whole(harness, chunked):
 
 
 def test_expect_100_continue(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
     status, _, _ = c.read_head()
     assert status == 100  # the upstream's interim answer reaches the client before it sends the body
@@ -85,14 +81,14 @@ def test_expect_100_continue(harness):
 
 @pytest.mark.parametrize("together", [False, True])
 def test_interim_answers_pass_before_the_final_one(harness, together):
-    c = conn(harness)
+    c = harness.client()
     for _ in range(2):
         reply = c.request(target="/hints?together=1" if together else "/hints")
         assert (reply.interim, reply.status, reply.body) == ([103], 200, b"hinted")
 
 
 def test_early_final_answer_to_an_expect_request_closes_after(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"POST /reject HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\nExpect: 100-continue\r\n\r\n")
     reply = c.read_reply()
     assert reply.status == 413 and reply.interim == []
@@ -102,7 +98,7 @@ def test_early_final_answer_to_an_expect_request_closes_after(harness):
 @pytest.mark.parametrize("method,target,status", [("HEAD", "/hello", 200), ("GET", "/status/204", 204),
                                                   ("GET", "/status/304", 304)])
 def test_responses_without_bodies(harness, method, target, status):
-    c = conn(harness)
+    c = harness.client()
     reply = c.request(method, target)
     assert reply.status == status and reply.body == b""
     if method == "HEAD":
@@ -111,7 +107,7 @@ def test_responses_without_bodies(harness, method, target, status):
 
 
 def test_http10_client_gets_a_closed_response(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"GET /hello HTTP/1.0\r\nHost: x\r\n\r\n")
     reply = c.read_reply()
     assert reply.status == 200 and reply.header("connection").lower() == "close"
@@ -119,19 +115,19 @@ def test_http10_client_gets_a_closed_response(harness):
 
 
 def test_connection_close_is_honoured(harness):
-    c = conn(harness)
+    c = harness.client()
     reply = c.request(headers={"Connection": "close"})
     assert reply.status == 200 and reply.header("connection") == "close" and c.closed_by_peer()
 
 
 def test_body_until_close_is_passed_and_closes(harness):
-    c = conn(harness)
+    c = harness.client()
     reply = c.request(target="/close")
     assert reply.body == b"until close" and reply.header("connection") == "close"
 
 
 def test_upstream_connection_close_does_not_close_the_client(harness):
-    c = conn(harness)
+    c = harness.client()
     assert c.request("POST", "/reject", body=b"x").status == 413
     assert c.request().status == 200
 
@@ -139,14 +135,14 @@ def test_upstream_connection_close_does_not_close_the_client(harness):
 @pytest.mark.parametrize("chunked", ["", "1"])
 def test_large_download(harness, chunked):
     n = 8 * 1024 * 1024 + 7
-    reply = conn(harness).request(target=f"/big?n={n}&chunked={chunked}")
+    reply = harness.client().request(target=f"/big?n={n}&chunked={chunked}")
     assert len(reply.body) == n and reply.body[:256] == bytes(range(256))
     assert harness.wait_for(lambda: harness.logs)
     assert harness.logs[-1].nbytes >= n
 
 
 def test_full_duplex_echo_while_uploading(harness):
-    c = conn(harness)
+    c = harness.client()
     c.send(b"POST /echo-stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
     status, _, _ = c.read_head()
     assert status == 200
@@ -188,7 +184,7 @@ def test_hook_answers_locally_and_sees_the_head(certs):
     h = Harness(certs)
     h.start_proxy(hook=hook)
     try:
-        c = conn(h)
+        c = h.client()
         assert c.request(target="/local?q").body == b"mine"
         assert c.request("POST", "/local", body=b"x" * 1000).body == b"mine"  # body discarded, still in step
         assert c.request(target="/hello").body == b"hello /hello"
@@ -214,7 +210,7 @@ def test_a_hook_with_tls_paths_sees_only_those_over_tls(certs):
     h = Harness(certs)
     h.start_proxy(hook=hook)
     try:
-        c = conn(h)
+        c = h.client()
         assert c.request(target="/probe?t=1").body == b"mine"
         assert c.request(target="/hello?probe").body == b"hello /hello?probe"  # forwarded without asking the hook
         assert c.request(target="/probe/deeper").body == b"hello /probe/deeper"

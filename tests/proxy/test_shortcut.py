@@ -21,12 +21,8 @@ def loop_kind(request):
     return request.param
 
 
-def conn(h) -> Conn:
-    return Conn(h.port, h.certs.client_context())
-
-
 def test_the_app_sees_later_requests_exactly_as_the_first(harness):
-    c = conn(harness)
+    c = harness.client()
     replies = [c.request(target="/headers?x=1", headers={"Cookie": "a=b", "Accept": "*/*"}) for _ in range(3)]
     seen = [json.loads(r.body) for r in replies]
     assert all(r.status == 200 and r.raw_head == replies[0].raw_head for r in replies)
@@ -36,7 +32,7 @@ def test_the_app_sees_later_requests_exactly_as_the_first(harness):
 
 
 def test_one_connection_carries_every_kind_of_answer_in_turn(harness):
-    c = conn(harness)
+    c = harness.client()
     for _ in range(2):  # the second round starts with a kept upstream connection
         assert c.request(target="/hello/a").body == b"hello /hello/a"
         head = c.request("HEAD", "/hello/b")
@@ -51,7 +47,7 @@ def test_one_connection_carries_every_kind_of_answer_in_turn(harness):
 
 
 def test_each_request_is_logged_once_whichever_way_it_went(harness):
-    c = conn(harness)
+    c = harness.client()
     for i in range(3):
         assert c.request(target=f"/hello/{i}?q").status == 200
     assert harness.wait_for(lambda: len(harness.logs) == 3)
@@ -71,7 +67,7 @@ def test_a_hooks_tls_path_reaches_the_hook_on_a_kept_connection(certs, loop_kind
     h = Harness(certs, loop_kind)
     h.start_proxy(hook=hook)
     try:
-        c = conn(h)
+        c = h.client()
         for _ in range(2):
             assert c.request(target="/hello").body == b"hello /hello"
             assert c.request(target="/probe?t=2").body == b"mine"
@@ -89,7 +85,7 @@ def test_a_hook_without_tls_paths_sees_every_request(certs, loop_kind):
     h = Harness(certs, loop_kind)
     h.start_proxy(hook=hook)
     try:
-        c = conn(h)
+        c = h.client()
         assert [c.request(target=f"/hello/{i}").status for i in range(3)] == [200, 200, 200]
         assert seen == ["/hello/0", "/hello/1", "/hello/2"]
     finally:
@@ -105,14 +101,14 @@ def test_plain_http_on_the_tls_port_is_redirected_every_time(harness):
 
 
 def test_pipelined_requests_after_a_shortcut_stay_in_order(harness):
-    c = conn(harness)
+    c = harness.client()
     assert c.request(target="/hello/first").status == 200  # the upstream connection is kept from here on
     c.send(b"".join(b"GET /hello/%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i for i in range(5)))
     assert [c.read_reply().body for _ in range(5)] == [b"hello /hello/%d" % i for i in range(5)]
 
 
 def test_a_request_sent_while_a_shortcut_answer_is_awaited_waits_its_turn(harness):
-    c = conn(harness)
+    c = harness.client()
     assert c.request(target="/hello/first").status == 200
     c.send(b"GET /slow?ms=200 HTTP/1.1\r\nHost: localhost\r\n\r\n")
     time.sleep(0.05)  # the next request arrives while the app still works on this one
@@ -122,7 +118,7 @@ def test_a_request_sent_while_a_shortcut_answer_is_awaited_waits_its_turn(harnes
 
 
 def test_an_interim_answer_before_a_shortcut_answer_is_passed_on(harness):
-    c = conn(harness)
+    c = harness.client()
     assert c.request(target="/hello/first").status == 200
     reply = c.request(target="/hints")  # a 103 alone, then a plain 200
     assert (reply.interim, reply.status, reply.body) == ([103], 200, b"hinted")
@@ -139,7 +135,7 @@ def test_a_client_that_half_closes_after_a_shortcut_request_gets_its_answer(plai
 
 
 def test_a_stop_during_a_shortcut_request_lets_it_finish_then_closes(harness):
-    c = conn(harness)
+    c = harness.client()
     assert c.request(target="/hello/first").status == 200
     c.send(b"GET /slow?ms=300 HTTP/1.1\r\nHost: localhost\r\n\r\n")
     time.sleep(0.1)

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.proxy.http_client import Conn
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
 def loop_kind(request):
     return request.param
-
-
-def conn(h) -> Conn:
-    return Conn(h.port, h.certs.client_context())
 
 
 def peers(h, prefix: str) -> list[int]:
@@ -23,7 +18,7 @@ def peers(h, prefix: str) -> list[int]:
 
 
 def test_each_keep_alive_client_keeps_its_own_upstream_connection(harness):
-    a, b = conn(harness), conn(harness)
+    a, b = harness.client(), harness.client()
     for i in range(4):  # interleaved: a shared list would hand each client the other's connection
         assert a.request(target=f"/hello/a?{i}").status == 200
         assert b.request(target=f"/hello/b?{i}").status == 200
@@ -33,17 +28,17 @@ def test_each_keep_alive_client_keeps_its_own_upstream_connection(harness):
 
 
 def test_a_closed_client_hands_its_upstream_connection_to_the_next(harness):
-    first = conn(harness)
+    first = harness.client()
     assert first.request(target="/hello/first").status == 200
     first.sock.close()
     assert harness.wait_for(lambda: not harness.proxy.core.connections)
-    assert conn(harness).request(target="/hello/second").status == 200
+    assert harness.client().request(target="/hello/second").status == 200
     assert harness.app.connections == 1
     assert peers(harness, "/hello/first") == peers(harness, "/hello/second")
 
 
 def test_an_upstream_connection_the_app_closed_while_idle_is_not_used(harness):
-    c = conn(harness)
+    c = harness.client()
     assert c.request(target="/hangup").body == b"bye"
     assert harness.wait_for(lambda: harness.app.open_connections == 0)  # the app has closed it
     reply = c.request(target="/hello/after")
@@ -52,14 +47,14 @@ def test_an_upstream_connection_the_app_closed_while_idle_is_not_used(harness):
 
 
 def test_an_app_closing_just_as_the_next_request_comes_costs_no_error(harness):
-    c = conn(harness)
+    c = harness.client()
     for i in range(20):  # no pause: the next request may meet the closing connection (then it is retried)
         assert c.request(target=f"/hangup?{i}").body == b"bye"
     assert all(log.status == 200 for log in harness.logs)
 
 
 def test_shutdown_closes_every_upstream_connection(harness):
-    clients = [conn(harness) for _ in range(3)]
+    clients = [harness.client() for _ in range(3)]
     for c in clients:
         assert c.request().status == 200
     assert harness.app.open_connections == 3  # each client keeps one

@@ -83,14 +83,14 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
             return
         if state > BODY:
             return  # draining or closed: input is discarded
-        if state == HEAD and not self.buf and not self._looping:  # one whole head and nothing after it, usually
-            plain = match_plain_request(data) if len(data) <= http1.MAX_HEAD else None
+        if state == HEAD and not self.buf and not self._looping and len(data) <= http1.MAX_HEAD:
+            plain = match_plain_request(data)  # usually: one whole plain head, and nothing after it
             if plain is not None:
                 if not self._send_plain(data, plain):
                     self._start_request(data, plain)
                 return
             end = data.find(b"\r\n\r\n")
-            if 0 < end == len(data) - 4 and len(data) <= http1.MAX_HEAD and data[0] != 13:  # (13: CR: a blank line)
+            if 0 < end == len(data) - 4 and data[0] != 13:  # one whole head of another kind (13: CR, a blank line)
                 self._start_request(data)
                 return
         self.buf += data

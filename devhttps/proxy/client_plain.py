@@ -6,9 +6,9 @@ Content-Length alone) on the upstream connection its last request used. For them
 ``_start_request``, ``_forward`` and ``_attach`` would, and ``on_plain_response`` what ``on_whole_response``,
 ``on_response_end``, ``_drop_upstream`` and ``_finish`` would. Anything else goes that general way: a request
 for the hook or on plain HTTP to the TLS port, a connection without a kept upstream connection, and an answer
-that comes while the client's writes are paused, a pause is pending or a stop is under way. Measured: a quarter less Python work
-per keep-alive request. tests/proxy/test_shortcut.py checks that the app, the client and the request log
-see the same either way.
+that comes while the client's writes are paused, a pause is pending or a stop is under way. Measured: a quarter
+less Python work per keep-alive request. tests/proxy/test_shortcut.py checks that the app, the client and the
+request log see the same either way.
 
 A mixin of :class:`devhttps.proxy.client.ClientConnection`, apart only so that each file stays readable;
 it works on that class's state (see its ``__init__``) and calls its ``on_whole_response``, ``_log``, ``_reset``
@@ -37,8 +37,6 @@ class Shortcut:
     core: "Core"
     transport: "asyncio.Transport"
     tls: bool
-    client_ip: str
-    port: int
     state: int
     buf: bytearray
     pauses: set[str]

@@ -44,28 +44,20 @@ class FrameTracker:
                 continue
             if stop and not self.head:
                 return pos
-            if not self.head and end - pos >= 2:  # the usual case: the whole header is here, no copy needed
-                second = data[pos + 1]
-                code = second & 0x7F
-                ext = 2 if code == 126 else 8 if code == 127 else 0  # extended payload length bytes
-                need = 2 + ext + (4 if second & 0x80 else 0)
+            if not self.head and end - pos >= 2:  # the usual case: the whole header is here, read in place
+                need = _header_size(data[pos + 1])
                 if end - pos >= need:
-                    self.left = int.from_bytes(data[pos + 2:pos + 2 + ext], "big") if ext else code
+                    self.left = _payload_length(data, pos)
                     pos += need
                     continue
             pos = self._header(data, pos, end)
         return pos
 
     def _header(self, data: bytes, pos: int, end: int) -> int:
-        """Read (the rest of) a frame header from ``pos``; returns where reading stopped."""
+        """Collect (the rest of) a frame header cut across reads, from ``pos``; returns where reading stopped."""
         head = self.head
         while True:
-            ext = mask = 0
-            if len(head) >= 2:
-                code = head[1] & 0x7F
-                ext = 2 if code == 126 else 8 if code == 127 else 0  # extended payload length bytes
-                mask = 4 if head[1] & 0x80 else 0
-            need = 2 + ext + mask
+            need = _header_size(head[1]) if len(head) >= 2 else 2
             if len(head) >= need:
                 break
             if pos >= end:
@@ -73,9 +65,23 @@ class FrameTracker:
             take = min(need - len(head), end - pos)
             head += data[pos:pos + take]
             pos += take
-        self.left = int.from_bytes(head[2:2 + ext], "big") if ext else head[1] & 0x7F
+        self.left = _payload_length(head, 0)
         head.clear()
         return pos
+
+
+def _header_size(second: int) -> int:
+    """The length of a frame header whose second byte is ``second``: 2, the extended length, the mask."""
+    code = second & 0x7F
+    return 2 + (2 if code == 126 else 8 if code == 127 else 0) + (4 if second & 0x80 else 0)
+
+
+def _payload_length(buf: bytes | bytearray, at: int) -> int:
+    """The payload length of the whole frame header at ``buf[at:]``."""
+    code = buf[at + 1] & 0x7F
+    if code < 126:
+        return code
+    return int.from_bytes(buf[at + 2:at + (4 if code == 126 else 10)], "big")
 
 
 class PipeEnd(asyncio.Protocol):

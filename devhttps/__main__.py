@@ -1,5 +1,5 @@
 import sys
 
-from devhttps.cli import main
+from devhttps.cli.main import main
 
 sys.exit(main())

@@ -39,7 +39,7 @@ class CliResult:
 
 def run_cli(*args: str) -> CliResult:
     """Run ``main`` in-process, capturing what a user would see."""
-    from devhttps.cli import main
+    from devhttps.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from devhttps import ca as ca_mod
+from devhttps.ca import authority as ca_mod
 
 
 @pytest.fixture(scope="module", params=["ecdsa", "rsa"])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from devhttps import ca as ca_mod
-from devhttps.errors import DevhttpsError
+from devhttps.ca import authority as ca_mod
+from devhttps.base.errors import DevhttpsError
 
 NAMES = ["localhost", "127.0.0.1", "::1", "192.168.1.20", "mybox.local"]
 

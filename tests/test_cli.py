@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from devhttps.cli import _with_default_command, build_parser
-from devhttps.errors import DevhttpsError
-from devhttps.ui import UI, color_wanted
+from devhttps.cli.main import _with_default_command, build_parser
+from devhttps.base.errors import DevhttpsError
+from devhttps.ui.console import UI, color_wanted
 from tests.conftest import run_cli
 
 
@@ -49,12 +49,12 @@ def test_json_errors_are_one_object_per_line():
 
 
 def test_unexpected_failures_say_how_to_get_detail(monkeypatch):
-    import devhttps.cacmd
+    import devhttps.app.ca_command
 
     def boom(*a, **k):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(devhttps.cacmd, "run", boom)
+    monkeypatch.setattr(devhttps.app.ca_command, "run", boom)
     result = run_cli("ca", "path")
     assert result.code == 1 and "kaput" in result.err and "--debug" in result.err
     assert "Traceback" not in result.err

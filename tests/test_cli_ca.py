@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from devhttps import ca as ca_mod
-from devhttps import caroot as caroot_mod
+from devhttps.ca import authority as ca_mod
+from devhttps.ca import caroot as caroot_mod
 from tests.conftest import ROOT, run_cli, run_module
 
 
@@ -266,13 +266,13 @@ def test_json_export_without_a_file_stays_json(caroot):
 
 
 def test_a_folder_we_cannot_write_is_a_clear_error(caroot, monkeypatch):
-    import devhttps.ca
+    import devhttps.ca.authority
 
     def refuse(folder):
         raise PermissionError(13, "Permission denied")
 
     # Running as root ignores file modes, so make the lock file's creation fail the way it would for a user.
-    monkeypatch.setattr(devhttps.ca, "folder_lock", refuse)
+    monkeypatch.setattr(devhttps.ca.authority, "folder_lock", refuse)
     result = run_cli("--caroot", str(caroot), "ca", "create")
     assert result.code == 1
     assert f"could not write to the CA folder {caroot}: Permission denied" in result.err and "--caroot" in result.err

@@ -12,9 +12,9 @@ import time
 import pytest
 import websockets
 
-from devhttps import upstream
-from devhttps.demo import start_demo
-from devhttps.demo_ws import accept_key
+from devhttps.upstream import probe as upstream
+from devhttps.demo.server import start_demo
+from devhttps.demo.ws import accept_key
 from tests.browser import PHONE_HOST, require_browser
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from devhttps import lan
-from devhttps.lan import Interface, choose, detect_wsl
+from devhttps.net import lan
+from devhttps.net.lan import Interface, choose, detect_wsl
 
 LO = Interface("lo", ("127.0.0.1", "::1"))
 DOCKER = Interface("docker0", ("172.17.0.1",))

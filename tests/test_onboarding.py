@@ -13,7 +13,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from devhttps.proxy.onboarding import (
+from devhttps.onboarding.hook import (
     CRT_TYPE, MOBILECONFIG_TYPE, PEM_TYPE, PROBE_PATH, TRUST_REPORT_INTERVAL, OnboardingInfo, detect_client,
     https_origin, make_hook,
 )

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 import trustme
 
-from devhttps.proxy.onboarding import PROBE_PATH, OnboardingInfo, make_hook
+from devhttps.onboarding.hook import PROBE_PATH, OnboardingInfo, make_hook
 from devhttps.proxy.types import RequestHead
 from tests.browser import PHONE_HOST, Browser
 from tests.pages import PageServer, Request, report_script

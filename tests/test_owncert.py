@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from devhttps import owncert
+from devhttps.ca import owncert
 from devhttps.proxy.tls import make_server_context
 
 NOW = datetime.datetime.now(datetime.timezone.utc)

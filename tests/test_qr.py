@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from devhttps import qr
-from devhttps.errors import DevhttpsError
+from devhttps.ui import qr
+from devhttps.base.errors import DevhttpsError
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "https://192.168.1.20:8443/"
@@ -160,7 +160,7 @@ def test_png_without_pillow_names_the_install_command(tmp_path):
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('No module named PIL')\n")
     code = (
-        "import sys\nfrom devhttps import qr\nfrom devhttps.errors import DevhttpsError\n"
+        "import sys\nfrom devhttps.ui import qr\nfrom devhttps.base.errors import DevhttpsError\n"
         "try:\n    qr.write_png('x', sys.argv[1])\nexcept DevhttpsError as e:\n    print(e.message); print(e.hint)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(ROOT)])}

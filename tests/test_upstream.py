@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from devhttps import upstream
-from devhttps.config import UpstreamAddr
-from devhttps.errors import DevhttpsError
+from devhttps.upstream import probe as upstream
+from devhttps.base.addr import UpstreamAddr
+from devhttps.base.errors import DevhttpsError
 from tests.fakes import fake_openwebui
 
 ORIGIN = "https://192.168.1.20:8443"

@@ -19,13 +19,13 @@ from devhttps.proxy.client_end import BODY, CLOSED, HEAD, SINK_DISCARD, SINK_UP,
 from devhttps.proxy.client_plain import Shortcut
 from devhttps.proxy.local import header, local_answer
 from devhttps.proxy.types import LocalResponse
-from devhttps.proxy.upstream import connect_error, small_reads
+from devhttps.proxy.pool import connect_error, small_reads
 
 match_plain_request = http1.match_plain_request  # (a global: one attribute lookup less per request)
 
 if TYPE_CHECKING:
     from devhttps.proxy.core import Core
-    from devhttps.proxy.upstream import UpstreamConnection
+    from devhttps.proxy.pool import UpstreamConnection
 
 PIPELINE_LIMIT = 1024 * 1024  # buffered bytes of later requests before reading pauses
 

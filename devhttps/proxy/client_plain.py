@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from devhttps.proxy.core import Core
-    from devhttps.proxy.upstream import UpstreamConnection
+    from devhttps.proxy.pool import UpstreamConnection
 
 plain_request = http1.plain_request  # (a global: one attribute lookup less per request)
 

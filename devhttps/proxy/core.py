@@ -8,7 +8,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Callable
 
 from devhttps.proxy.types import Hook, RequestLog, hook_tls_paths
-from devhttps.proxy.upstream import UpstreamPool
+from devhttps.proxy.pool import UpstreamPool
 
 if TYPE_CHECKING:
     from devhttps.proxy.client import ClientConnection

@@ -14,13 +14,13 @@ import socket
 import ssl
 from typing import Callable, Sequence
 
-from devhttps.config import UpstreamAddr
+from devhttps.base.addr import UpstreamAddr
 from devhttps.proxy.client import ClientConnection
 from devhttps.proxy.core import Core
 from devhttps.proxy.tls import make_server_context
 from devhttps.proxy.tlsaccept import Handshake
 from devhttps.proxy.types import Hook, RequestLog
-from devhttps.proxy.upstream import UpstreamPool
+from devhttps.proxy.pool import UpstreamPool
 
 __all__ = ["ProxyServer", "make_server_context", "serve"]
 

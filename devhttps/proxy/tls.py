@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from devhttps.errors import DevhttpsError
+from devhttps.base.errors import DevhttpsError
 
 
 class _Encrypted(Exception):

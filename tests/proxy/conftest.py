@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from devhttps.config import UpstreamAddr
+from devhttps.base.addr import UpstreamAddr
 from devhttps.proxy.server import ProxyServer, make_server_context
 from tests.proxy.fake_upstream import FakeApp, start_fake
 from tests.proxy.http_client import Conn

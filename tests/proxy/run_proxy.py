@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from devhttps.config import UpstreamAddr
+from devhttps.base.addr import UpstreamAddr
 from devhttps.proxy.server import ProxyServer, make_server_context, serve
 from tests.proxy.fake_upstream import FakeApp, start_fake
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from devhttps.config import UpstreamAddr
+from devhttps.base.addr import UpstreamAddr
 from tests.proxy.conftest import Harness
 from tests.proxy.http_client import Conn
 

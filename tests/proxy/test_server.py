@@ -15,7 +15,7 @@ import pytest
 import trustme
 from websockets.sync.client import connect as ws_connect
 
-from devhttps.errors import DevhttpsError
+from devhttps.base.errors import DevhttpsError
 from devhttps.proxy.server import make_server_context
 from tests.proxy.conftest import Certs, Harness
 from tests.proxy.http_client import Conn

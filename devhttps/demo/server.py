@@ -2,7 +2,7 @@
 
 Plain asyncio HTTP/1.1 with keep-alive, no dependencies. Routes:
 
-- ``GET /``              the phone page (:mod:`devhttps.demo_page`); ``/?selftest=1`` (or ``=full``,
+- ``GET /``              the phone page (:mod:`devhttps.demo.page`); ``/?selftest=1`` (or ``=full``,
                          adding the SSE and WebSocket checks) reports itself
 - ``GET /health``        ``{"status": true, "name": "devhttps demo", ...}`` so preflight finds it
 - ``GET /demo/sse``      a few Server-Sent Events, spaced in time (``?count=&interval=``)
@@ -22,9 +22,9 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from devhttps import __version__
-from devhttps.config import UpstreamAddr
-from devhttps.demo_page import PAGE
-from devhttps.demo_ws import echo, handshake_response
+from devhttps.base.addr import UpstreamAddr
+from devhttps.demo.page import PAGE
+from devhttps.demo.ws import echo, handshake_response
 
 NAME = "devhttps demo"
 MAX_REQUEST_BODY = 64 * 1024

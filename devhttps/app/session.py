@@ -1,7 +1,7 @@
 """One session: upstream → addresses → certificate → proxy → preflight → banner → wait → shutdown.
 
 Services never call each other; this module passes them plain values and tells
-:mod:`devhttps.ui` (through :mod:`devhttps.banner`) what happened.
+:mod:`devhttps.ui.console` (through :mod:`devhttps.ui.banner`) what happened.
 """
 
 from __future__ import annotations
@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from devhttps import banner, certs, lan, owncert, upstream
-from devhttps.config import OPEN_WEBUI_PORTS, Globals, ServeConfig, UpstreamAddr
-from devhttps.errors import DevhttpsError
+from devhttps.ui import banner
+from devhttps.app import tls as certs
+from devhttps.net import lan
+from devhttps.ca import owncert
+from devhttps.upstream import probe as upstream
+from devhttps.app.config import OPEN_WEBUI_PORTS, Globals, ServeConfig
+from devhttps.base.addr import UpstreamAddr
+from devhttps.base.errors import DevhttpsError
 from devhttps.proxy.server import ProxyServer
 from devhttps.proxy.types import RequestLog
-from devhttps.ui import UI
+from devhttps.ui.console import UI
 
 PORT_TRIES = 20
 WILDCARDS = ("", "0.0.0.0", "::", "*")
@@ -112,7 +117,7 @@ class _Session:
     # -- upstream ----------------------------------------------------------
     async def _upstream(self, stack: contextlib.AsyncExitStack) -> tuple[UpstreamAddr, Any]:
         if self.cfg.demo:
-            from devhttps import demo
+            from devhttps.demo import server as demo
 
             server = await demo.start_demo()
             stack.push_async_callback(server.close)

@@ -1,6 +1,6 @@
 """The demo's WebSocket echo: the RFC 6455 opening handshake and framing, nothing more.
 
-Part of :mod:`devhttps.demo`. Each data frame is sent back with the same FIN bit and
+Part of :mod:`devhttps.demo.server`. Each data frame is sent back with the same FIN bit and
 opcode, so fragmented messages echo correctly without reassembly.
 https://www.rfc-editor.org/rfc/rfc6455
 """

@@ -14,14 +14,14 @@ from typing import Callable
 
 from typing import TYPE_CHECKING
 
-from devhttps import lan
-from devhttps.config import Globals, ServeConfig
+from devhttps.net import lan
+from devhttps.app.config import Globals, ServeConfig
 from devhttps.proxy.server import make_server_context
 from devhttps.proxy.types import Hook
-from devhttps.ui import UI
+from devhttps.ui.console import UI
 
 if TYPE_CHECKING:
-    from devhttps import ca as ca_mod
+    from devhttps.ca import authority as ca_mod
 
 # The CA side (cryptography, trustme, plistlib) is imported only when a session uses the CA:
 # with --cert/--key the proxy runs ~10 MiB smaller.
@@ -44,7 +44,8 @@ def prepare(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], plan: 
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE  # their certificate, their trust: we only test the WebSocket
         return TLSSetup(context, unverified, None, ())
-    from devhttps import cacmd, caroot
+    from devhttps.app import ca_command as cacmd
+    from devhttps.ca import caroot
 
     ca = cacmd.obtain(caroot.resolve(opts.caroot, env), ui)
     names = _names_for(ca, plan, {*asked, *([cfg.host] if cfg.host else [])}, ui)
@@ -82,8 +83,8 @@ def onboarding_hook(tls: TLSSetup, cfg: ServeConfig, on_trusted: Callable[[str],
     ca = tls.ca
     if ca is None:
         return None  # no CA of ours to hand out: plain HTTP gets the proxy's redirect to https
-    from devhttps import mobileconfig
-    from devhttps.proxy.onboarding import OnboardingInfo, make_hook
+    from devhttps.ca import mobileconfig
+    from devhttps.onboarding.hook import OnboardingInfo, make_hook
 
     info = OnboardingInfo(
         ca_name=ca.name, fingerprint=ca.fingerprint, cert_pem=ca.cert_pem, cert_der=ca.cert_der,

@@ -1,6 +1,6 @@
 """The upstream's wire: a tiny HTTP/1.1 GET and a real WebSocket opening handshake.
 
-Stdlib only, on asyncio. Part of the upstream service (:mod:`devhttps.upstream`
+Stdlib only, on asyncio. Part of the upstream service (:mod:`devhttps.upstream.probe`
 re-exports :func:`websocket_check`); kept apart so each file stays small.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from devhttps.config import UpstreamAddr
+from devhttps.base.addr import UpstreamAddr
 
 SOCKETIO_PATH = "/ws/socket.io/?EIO=4&transport=websocket"
 MAX_BODY = 1 << 20

@@ -1,6 +1,6 @@
 """The one exception type that crosses module boundaries.
 
-Libraries raise :class:`DevhttpsError`; only :mod:`devhttps.cli` turns it into
+Libraries raise :class:`DevhttpsError`; only :mod:`devhttps.cli.main` turns it into
 an exit code. ``message`` reads "could not <verb> <thing>: <cause>" and
 ``hint`` is the next thing the user can try.
 """

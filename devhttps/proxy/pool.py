@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from devhttps.proxy import http1
 
 if TYPE_CHECKING:
-    from devhttps.config import UpstreamAddr
+    from devhttps.base.addr import UpstreamAddr
 
 match_plain_response = http1.match_plain_response  # (a global: one attribute lookup less per answer)
 HIGH_WATER = 512 * 1024  # write buffer size at which the other side stops reading

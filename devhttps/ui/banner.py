@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from devhttps import lan
-from devhttps.config import ServeConfig, UpstreamAddr
-from devhttps.ui import UI
+from devhttps.net import lan
+from devhttps.app.config import ServeConfig
+from devhttps.base.addr import UpstreamAddr
+from devhttps.ui.console import UI
 
 
 def _hostport(host: str, port: int) -> str:
@@ -135,7 +136,7 @@ def _show_qr(ui: UI, cfg: ServeConfig, url: str, has_ca: bool) -> None:
     else:
         ui.line(f"Phone: {action}")
     if cfg.qr:
-        from devhttps import qr
+        from devhttps.ui import qr
 
         encoding = getattr(ui.out, "encoding", None) or sys.getdefaultencoding()
         text = qr.render_text(url, invert=cfg.qr_invert, ascii_only=not qr.can_encode_blocks(encoding),
@@ -145,7 +146,7 @@ def _show_qr(ui: UI, cfg: ServeConfig, url: str, has_ca: bool) -> None:
 
 
 def _write_qr_files(cfg: ServeConfig, url: str) -> None:
-    from devhttps import qr
+    from devhttps.ui import qr
 
     if cfg.qr_png is not None:
         qr.write_png(url, cfg.qr_png)

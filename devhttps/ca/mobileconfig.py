@@ -16,7 +16,7 @@ _NAMESPACE = uuid.UUID("5d0b7a58-3f0e-4c55-9a8e-6b2f4f1d7c11")
 
 def build(cert_der: bytes, fingerprint: str, display_name: str) -> bytes:
     fp = fingerprint.replace(":", "").lower()
-    ident = f"local.devhttps.ca.{fp[:16]}"
+    ident = f"local.devhttps.ca.authority.{fp[:16]}"
     cert_payload = {
         "PayloadCertificateFileName": "devhttps-ca.cer",
         "PayloadContent": cert_der,

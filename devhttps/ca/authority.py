@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from devhttps import constraints
-from devhttps.caroot import ROOT_CERT, ROOT_KEY
-from devhttps.errors import DevhttpsError
-from devhttps.files import create_exclusive, make_private_dir
-from devhttps.locking import LOCK_NAME, folder_lock
+from devhttps.ca import constraints
+from devhttps.ca.caroot import ROOT_CERT, ROOT_KEY
+from devhttps.base.errors import DevhttpsError
+from devhttps.base.files import create_exclusive, make_private_dir
+from devhttps.base.locking import LOCK_NAME, folder_lock
 
 ROOT_DAYS = 3650
 # Apple rejects TLS leaves valid for more than 825 days (https://support.apple.com/en-us/103769).

@@ -1,30 +1,12 @@
-"""Frozen settings built from flags and the environment. No I/O here."""
+"""Reading option values (ports, upstream addresses) into plain values; bad input is a UsageError."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from devhttps.errors import UsageError
-
-DEFAULT_PORT = 8443
-OPEN_WEBUI_PORTS = (8080, 3000)
-
-
-@dataclass(frozen=True)
-class UpstreamAddr:
-    """Where requests go: always plain HTTP on this machine or the LAN."""
-
-    host: str
-    port: int
-    scheme: str = "http"
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
+from devhttps.base.addr import UpstreamAddr
+from devhttps.base.errors import UsageError
 
 
 def parse_upstream(value: str) -> UpstreamAddr:
@@ -72,41 +54,3 @@ def parse_port(value: str) -> int:
     if not (value.strip().isascii() and value.strip().isdigit()):
         raise UsageError(f"could not read port {value!r}: it must be a number from 1 to 65535", "try --port 8443")
     return _port(value.strip(), value)
-
-
-@dataclass(frozen=True)
-class Globals:
-    json: bool = False
-    debug: bool = False
-    no_color: bool = False
-    caroot: Path | None = None
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    upstream: UpstreamAddr | None = None  # None: look for Open WebUI on OPEN_WEBUI_PORTS
-    port: int = DEFAULT_PORT
-    port_explicit: bool = False
-    bind: tuple[str, ...] = ()  # empty: every interface
-    cert: Path | None = None
-    key: Path | None = None
-    demo: bool = False
-    wait: float = 120.0
-    host: str | None = None
-    names: tuple[str, ...] = ()
-    call: bool = False
-    quiet: bool = False
-    qr: bool = True
-    qr_invert: bool = False
-    qr_png: Path | None = None
-    qr_svg: Path | None = None
-
-
-@dataclass(frozen=True)
-class CAConfig:
-    action: str  # path | show | create | export | cert
-    unconstrained: bool = False
-    key_type: str = "ecdsa"
-    export_format: str = "pem"
-    output: Path | None = None
-    names: tuple[str, ...] = ()

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from typing import IO, Any, Iterator
 
-from devhttps.errors import DevhttpsError
+from devhttps.base.errors import DevhttpsError
 
 _CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devhttps.errors import DevhttpsError
+from devhttps.base.errors import DevhttpsError
 
 # Two module rows per text row: (top is ink, bottom is ink) -> glyph.
 # NBSP, not a space, so copy/paste and editors do not strip trailing "paper".

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from devhttps.proxy import onboarding_page as page
+from devhttps.onboarding import page
 from devhttps.proxy.types import Hook, LocalResponse, RequestHead
 
 PROBE_PATH = "/__devhttps/probe"

@@ -9,12 +9,13 @@ import stat
 import sys
 from pathlib import Path
 
-from devhttps import ca as ca_mod
-from devhttps import caroot, mobileconfig
-from devhttps.config import CAConfig, Globals
-from devhttps.errors import DevhttpsError
-from devhttps.files import replace_atomic
-from devhttps.ui import UI
+from devhttps.ca import authority as ca_mod
+from devhttps.ca import caroot
+from devhttps.ca import mobileconfig
+from devhttps.app.config import CAConfig, Globals
+from devhttps.base.errors import DevhttpsError
+from devhttps.base.files import replace_atomic
+from devhttps.ui.console import UI
 
 
 def run(cfg: CAConfig, opts: Globals, ui: UI, env: dict[str, str]) -> int:

@@ -10,16 +10,10 @@ from pathlib import Path
 from typing import Sequence
 
 from devhttps import __version__
-from devhttps.config import (
-    DEFAULT_PORT,
-    CAConfig,
-    Globals,
-    ServeConfig,
-    parse_port,
-    parse_upstream,
-)
-from devhttps.errors import DevhttpsError, UsageError
-from devhttps.ui import UI, color_wanted
+from devhttps.app.config import DEFAULT_PORT, CAConfig, Globals, ServeConfig
+from devhttps.cli.parse import parse_port, parse_upstream
+from devhttps.base.errors import DevhttpsError, UsageError
+from devhttps.ui.console import UI, color_wanted
 
 COMMANDS = ("serve", "ca")
 
@@ -227,10 +221,10 @@ def _dispatch(ns: argparse.Namespace, opts: Globals) -> int:
             quiet=getattr(ns, "quiet", False))
     env = dict(os.environ)
     if ns.command == "ca":
-        from devhttps import cacmd
+        from devhttps.app import ca_command as cacmd
 
         return cacmd.run(_ca_config(ns), opts, ui, env)
     cfg = _serve_config(ns)
-    from devhttps import app  # after validation: bad flags never pay for the imports
+    from devhttps.app import session as app  # after validation: bad flags never pay for the imports
 
     return app.run(cfg, opts, ui, env)

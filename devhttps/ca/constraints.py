@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 from cryptography import x509
 
-from devhttps.errors import DevhttpsError
+from devhttps.base.errors import DevhttpsError
 
 PERMITTED_DNS = ("localhost", "local", "internal", "home.arpa", "lan", "test")
 PERMITTED_IP = (

@@ -3,7 +3,7 @@
 Open WebUI answers ``/health``, ``/api/version`` and ``/api/config`` without a login;
 ``/api/config`` tells auth, signup, WebSocket support and ``"onboarding": true`` (no admin
 yet). Any other web app works too: it is reported as "not Open WebUI". The wire work
-(a tiny HTTP/1.1 GET, the WebSocket handshake) lives in :mod:`devhttps.upstream_http`.
+(a tiny HTTP/1.1 GET, the WebSocket handshake) lives in :mod:`devhttps.upstream.wire`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
-from devhttps.config import UpstreamAddr
-from devhttps.errors import DevhttpsError
-from devhttps.upstream_http import (  # noqa: F401  (re-exported: the service's public API)
+from devhttps.base.addr import UpstreamAddr
+from devhttps.base.errors import DevhttpsError
+from devhttps.upstream.wire import (  # noqa: F401  (re-exported: the service's public API)
     SOCKETIO_PATH,
     HttpAnswer,
     WsCheck,
@@ -26,7 +26,7 @@ from devhttps.upstream_http import (  # noqa: F401  (re-exported: the service's 
     websocket_check,
 )
 
-DEMO_NAME = "devhttps demo"  # what devhttps.demo calls itself in /health
+DEMO_NAME = "devhttps demo"  # what devhttps.demo.server calls itself in /health
 START_HINT = (
     "start Open WebUI with `open-webui serve` (port 8080) or "
     "`docker run -d -p 3000:8080 -v open-webui:/app/backend/data --name open-webui "

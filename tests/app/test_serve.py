@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.fakes import fake_openwebui
 from tests.serving import Devhttps, free_port, http_get, https_get, read_ca
-from tests.test_qr import text_to_pixels, decode
+from tests.ui.test_qr import text_to_pixels, decode
 
 
 def _fingerprint(pem: bytes) -> str:

@@ -15,7 +15,7 @@ from devhttps.onboarding.hook import PROBE_PATH, OnboardingInfo, make_hook
 from devhttps.proxy.types import RequestHead
 from tests.browser import PHONE_HOST, Browser
 from tests.pages import PageServer, Request, report_script
-from tests.test_onboarding import Calls, ca, info  # noqa: F401  (shared fixtures)
+from tests.onboarding.test_onboarding import Calls, ca, info  # noqa: F401  (shared fixtures)
 
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from devhttps.ui import qr
 from devhttps.base.errors import DevhttpsError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 URL = "https://192.168.1.20:8443/"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 HALVES = {"\u00a0": (False, False), " ": (False, False), "\u2580": (True, False),

@@ -23,7 +23,7 @@ from devhttps.app.config import OPEN_WEBUI_PORTS, Globals, ServeConfig
 from devhttps.base.addr import UpstreamAddr
 from devhttps.base.errors import DevhttpsError
 from devhttps.proxy.server import ProxyServer
-from devhttps.proxy.types import RequestLog
+from devhttps.proxy.types import Origin, RequestLog
 from devhttps.ui.console import UI
 
 PORT_TRIES = 20
@@ -102,9 +102,9 @@ class _Session:
         plan = self._plan()
         tls = certs.prepare(self.cfg, self.opts, self.ui, self.env, plan, asked=(*self.cfg.names, *self._bound()))
         hook = certs.onboarding_hook(tls, self.cfg, self._phone_trusted)
-        server = ProxyServer(addr, ssl_context=tls.context, hook=hook,
-                             on_request=None if self.cfg.quiet else self._log_request,  # no record built at all
-                             on_error=self._proxy_problem)
+        server = ProxyServer(Origin(addr.host, addr.port, addr.scheme == "https"), ssl_context=tls.context,
+                             hook=hook, on_request=None if self.cfg.quiet else self._log_request,  # no record at all
+                             on_error=self._proxy_problem, unreachable_hint=upstream.unreachable_hint(info))
         asyncio.get_running_loop().set_exception_handler(server.loop_error)  # rare loop errors: --debug only
         port = await self._listen(server)
         stack.push_async_callback(self._shutdown, server)

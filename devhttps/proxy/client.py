@@ -329,7 +329,8 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
     def _bad_gateway(self, cause: str) -> None:
         self._drop_upstream(reusable=False)
         self._resume("connect")
-        self._answer_locally(pages.bad_gateway(self.core.upstream_url, cause, header(self.req, "accept")))
+        self._answer_locally(pages.bad_gateway(self.core.upstream_url, cause, header(self.req, "accept"),
+                                               self.core.unreachable_hint))
 
     # -- finishing ----------------------------------------------------------------
     def _maybe_finish(self) -> None:

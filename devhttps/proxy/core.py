@@ -23,6 +23,7 @@ class Core:
     hook: Hook | None = None
     on_request: Callable[[RequestLog], None] | None = None
     on_error: Callable[[str], None] | None = None
+    unreachable_hint: str = ""  # the 502 page's advice (how to start the app)
     idle_timeout: float = 75.0  # keep-alive connections without a request
     upstream_timeout: float = 300.0  # no byte either way while a request is in flight
     high_water: int = 512 * 1024  # write buffer size at which the other side stops reading

@@ -62,16 +62,13 @@ def wants_json(accept: str) -> bool:
     return json_q > 0 and json_q >= html_q
 
 
-_HINT = ("Start Open WebUI with `open-webui serve` (it listens on port 8080), "
-         "or with Docker: `docker run -p 3000:8080 ghcr.io/open-webui/open-webui:main`.")
-
-
-def bad_gateway(upstream_url: str, cause: str, accept: str) -> LocalResponse:
-    """502 naming the upstream tried and how to start Open WebUI; JSON for clients that ask for it."""
+def bad_gateway(upstream_url: str, cause: str, accept: str, hint: str = "") -> LocalResponse:
+    """502 naming the upstream tried and ``hint`` (how to start it); JSON for clients that ask for it."""
+    hint = hint or "Start the app, then try again."
     if wants_json(accept):
-        body = json.dumps({"error": "bad_gateway", "upstream": upstream_url, "detail": cause, "hint": _HINT})
+        body = json.dumps({"error": "bad_gateway", "upstream": upstream_url, "detail": cause, "hint": hint})
         return LocalResponse(502, body.encode(), (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
-    url, why, hint = html.escape(upstream_url), html.escape(cause), html.escape(_HINT)
+    url, why, hint = html.escape(upstream_url), html.escape(cause), html.escape(hint)
     page = (
         "<!doctype html><html><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from devhttps.proxy import http1
 
 if TYPE_CHECKING:
-    from devhttps.base.addr import UpstreamAddr
+    from devhttps.proxy.types import Origin
 
 match_plain_response = http1.match_plain_response  # (a global: one attribute lookup less per answer)
 HIGH_WATER = 512 * 1024  # write buffer size at which the other side stops reading
@@ -234,7 +234,7 @@ class UpstreamPool:
     client connection exists outside this list.
     """
 
-    def __init__(self, addr: "UpstreamAddr", *, max_idle: int = 128, connect_timeout: float = 10.0,
+    def __init__(self, addr: "Origin", *, max_idle: int = 128, connect_timeout: float = 10.0,
                  wait: float = 0.0) -> None:
         self.addr = addr
         self.max_idle = max_idle
@@ -262,7 +262,7 @@ class UpstreamPool:
             await asyncio.sleep(RETRY_GAP)
 
     async def _connect_once(self, loop: asyncio.AbstractEventLoop) -> UpstreamConnection:
-        tls = _upstream_tls() if self.addr.scheme == "https" else None
+        tls = _upstream_tls() if self.addr.tls else None
         _, conn = await asyncio.wait_for(
             loop.create_connection(lambda: UpstreamConnection(self), self.addr.host, self.addr.port, ssl=tls),
             self.connect_timeout,

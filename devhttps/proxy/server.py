@@ -14,12 +14,11 @@ import socket
 import ssl
 from typing import Callable, Sequence
 
-from devhttps.base.addr import UpstreamAddr
 from devhttps.proxy.client import ClientConnection
 from devhttps.proxy.core import Core
 from devhttps.proxy.tls import make_server_context
 from devhttps.proxy.tlsaccept import Handshake
-from devhttps.proxy.types import Hook, RequestLog
+from devhttps.proxy.types import Hook, Origin, RequestLog
 from devhttps.proxy.pool import UpstreamPool
 
 __all__ = ["ProxyServer", "make_server_context", "serve"]
@@ -30,15 +29,17 @@ SSL_READ_BUFFER = 64 * 1024
 
 
 class ProxyServer:
-    def __init__(self, upstream: UpstreamAddr, *, ssl_context: ssl.SSLContext | None, hook: Hook | None = None,
+    def __init__(self, upstream: Origin, *, ssl_context: ssl.SSLContext | None, hook: Hook | None = None,
                  on_request: Callable[[RequestLog], None] | None = None,
                  on_error: Callable[[str], None] | None = None, upstream_timeout: float = 300.0,
-                 idle_timeout: float = 75.0, handshake_timeout: float = 10.0, upstream_wait: float = 0.0) -> None:
+                 idle_timeout: float = 75.0, handshake_timeout: float = 10.0, upstream_wait: float = 0.0,
+                 unreachable_hint: str = "") -> None:
         self.upstream = upstream
         self._listen_ctx = ssl_context  # the context handshakes start with; its SNI callback swaps in _ctx
         self._ctx = ssl_context
         self._args = dict(hook=hook, on_request=on_request, on_error=on_error,
-                          upstream_timeout=upstream_timeout, idle_timeout=idle_timeout)
+                          upstream_timeout=upstream_timeout, idle_timeout=idle_timeout,
+                          unreachable_hint=unreachable_hint)
         self.handshake_timeout = handshake_timeout
         self.upstream_wait = upstream_wait  # a refused upstream is retried this long before the 502
         self.core: Core | None = None

@@ -11,6 +11,20 @@ from typing import Callable, Optional
 
 
 @dataclass(frozen=True)
+class Origin:
+    """The app behind the proxy (RFC 9110's origin server): plain HTTP, or HTTPS with ``tls``."""
+
+    host: str
+    port: int
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class RequestHead:
     method: str
     target: str  # as sent: "/path?query"

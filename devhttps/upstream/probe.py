@@ -35,6 +35,17 @@ START_HINT = (
 )
 
 
+OPEN_WEBUI_502_HINT = ("Start Open WebUI with `open-webui serve` (it listens on port 8080), "
+                      "or with Docker: `docker run -p 3000:8080 ghcr.io/open-webui/open-webui:main`.")
+
+
+def unreachable_hint(info: "UpstreamInfo") -> str:
+    """What the 502 page advises when the app stops answering: Open WebUI's start commands only for Open WebUI."""
+    if info.is_open_webui:
+        return OPEN_WEBUI_502_HINT
+    return f"Start {info.name or 'the app'} again so that it answers at {info.url}."
+
+
 @dataclass(frozen=True)
 class UpstreamInfo:
     """What preflight learned. ``None`` fields: not known (the app did not say).

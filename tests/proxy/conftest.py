@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from devhttps.base.addr import UpstreamAddr
+from devhttps.proxy.types import Origin
 from devhttps.proxy.server import ProxyServer, make_server_context
 from tests.proxy.fake_upstream import FakeApp, start_fake
 from tests.proxy.http_client import Conn
@@ -56,10 +56,10 @@ class Harness:
         self.fake = await start_fake(self.app)
         return self.fake.sockets[0].getsockname()[1]
 
-    def start_proxy(self, upstream: UpstreamAddr | None = None, host="127.0.0.1", port=0, **args) -> list:
+    def start_proxy(self, upstream: Origin | None = None, host="127.0.0.1", port=0, **args) -> list:
         ctx = make_server_context(self.certs.cert, self.certs.key) if self.certs else None
         merged = {**self.proxy_args, **args}
-        self.proxy = ProxyServer(upstream or UpstreamAddr("127.0.0.1", self.upstream_port), ssl_context=ctx,
+        self.proxy = ProxyServer(upstream or Origin("127.0.0.1", self.upstream_port), ssl_context=ctx,
                                  on_request=self.logs.append, on_error=self.errors.append, **merged)
         names = self.run(self.proxy.start(host, port))
         self.port = names[0][1]

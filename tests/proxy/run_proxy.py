@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from devhttps.base.addr import UpstreamAddr
+from devhttps.proxy.types import Origin
 from devhttps.proxy.server import ProxyServer, make_server_context, serve
 from tests.proxy.fake_upstream import FakeApp, start_fake
 
 
 async def main(cert: str, key: str) -> None:
     fake = await start_fake(FakeApp())
-    upstream = UpstreamAddr("127.0.0.1", fake.sockets[0].getsockname()[1])
+    upstream = Origin("127.0.0.1", fake.sockets[0].getsockname()[1])
     server = ProxyServer(upstream, ssl_context=make_server_context(cert, key),
                          on_request=lambda log: print("LOG", log.method, log.path, log.status, flush=True))
     await serve(server, "127.0.0.1", 0, ready=lambda names: print("PORT", names[0][1], flush=True))

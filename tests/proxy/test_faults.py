@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from devhttps.base.addr import UpstreamAddr
+from devhttps.proxy.types import Origin
 from tests.proxy.conftest import Harness
 from tests.proxy.http_client import Conn
 
@@ -29,18 +29,18 @@ def free_port() -> int:
 @pytest.fixture
 def dead_upstream(certs):
     h = Harness(certs)
-    h.start_proxy(UpstreamAddr("127.0.0.1", free_port()))
+    h.start_proxy(Origin("127.0.0.1", free_port()), unreachable_hint="Start it with `serve-me --port 1`.")
     yield h
     h.close()
 
 
-def test_502_page_names_the_upstream_and_how_to_start_open_webui(dead_upstream):
+def test_502_page_names_the_upstream_and_the_hint_it_was_given(dead_upstream):
     c = dead_upstream.client()
     reply = c.request(headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     page = reply.body.decode()
     assert reply.status == 502 and reply.header("content-type").startswith("text/html")
     assert dead_upstream.proxy.upstream.url in page
-    assert "open-webui serve" in page and "-p 3000:8080" in page
+    assert "serve-me --port 1" in page and "Open WebUI" not in page  # the proxy knows no app of its own
     assert c.request().status == 502  # the connection stays usable
 
 
@@ -48,7 +48,17 @@ def test_502_is_json_when_the_client_asks_for_json(dead_upstream):
     reply = dead_upstream.client().request(headers={"Accept": "application/json"})
     data = json.loads(reply.body)
     assert reply.status == 502 and data["upstream"] == dead_upstream.proxy.upstream.url
-    assert "open-webui serve" in data["hint"]
+    assert data["hint"] == "Start it with `serve-me --port 1`."
+
+
+def test_502_without_a_hint_says_to_start_the_app(certs):
+    h = Harness(certs)
+    try:
+        h.start_proxy(Origin("127.0.0.1", free_port()))
+        data = json.loads(h.client().request(headers={"Accept": "application/json"}).body)
+        assert data["hint"] == "Start the app, then try again."
+    finally:
+        h.close()
 
 
 def test_502_after_an_upload_to_a_dead_upstream_keeps_the_connection(dead_upstream):
@@ -234,7 +244,7 @@ def test_upstream_wait_rides_out_a_restart(certs):
     port = free_port()
     h = Harness(certs)
     try:
-        h.start_proxy(UpstreamAddr("127.0.0.1", port), upstream_wait=5.0)
+        h.start_proxy(Origin("127.0.0.1", port), upstream_wait=5.0)
         c = h.client()
         c.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0.5)  # the app is down for a while, then comes up on its port

@@ -358,3 +358,12 @@ def test_an_https_app_given_as_http_is_named_with_the_fix():
 
     port, error = asyncio.run(scenario())
     assert "speaks HTTPS" in error.message and error.hint == f"use --upstream https://127.0.0.1:{port}"
+
+
+def test_the_502_hint_names_open_webui_only_for_open_webui():
+    owui = upstream.UpstreamInfo(url="http://127.0.0.1:8080", reachable=True, is_open_webui=True)
+    other = upstream.UpstreamInfo(url="http://127.0.0.1:5000", reachable=True, name="Grafana")
+    nameless = upstream.UpstreamInfo(url="http://127.0.0.1:5001", reachable=True)
+    assert "open-webui serve" in upstream.unreachable_hint(owui)
+    assert upstream.unreachable_hint(other) == "Start Grafana again so that it answers at http://127.0.0.1:5000."
+    assert "Open WebUI" not in upstream.unreachable_hint(nameless) and "the app" in upstream.unreachable_hint(nameless)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import stat
 import sys
 from pathlib import Path
 
-from devhttps.ca import authority as ca_mod
-from devhttps.ca import caroot
-from devhttps.ca import mobileconfig
+from devhttps.app import ca_setup
 from devhttps.app.config import CAConfig, Globals
 from devhttps.base.errors import DevhttpsError
 from devhttps.base.files import replace_atomic
+from devhttps.ca import authority as ca_mod
+from devhttps.ca import caroot, mobileconfig
 from devhttps.ui.console import UI
 
 
@@ -25,7 +24,7 @@ def run(cfg: CAConfig, opts: Globals, ui: UI, env: dict[str, str]) -> int:
         return 0
     if cfg.action == "create":
         return _create(cfg, choice, ui)
-    ca = obtain(choice, ui)
+    ca, _ = ca_setup.obtain(choice, ui)
     if cfg.action == "show":
         _show(ca, ui)
     elif cfg.action == "export":
@@ -35,33 +34,8 @@ def run(cfg: CAConfig, opts: Globals, ui: UI, env: dict[str, str]) -> int:
     return 0
 
 
-def obtain(choice: caroot.CARootChoice, ui: UI, **create_options: object) -> ca_mod.LocalCA:
-    """The CA of ``choice``, created on first need (and said so)."""
-    return _obtain(choice, ui, **create_options)[0]
-
-
-def _obtain(choice: caroot.CARootChoice, ui: UI, **create_options: object) -> tuple[ca_mod.LocalCA, bool]:
-    ca, created = ca_mod.load_or_create(choice.path, choice.source, **create_options)  # type: ignore[arg-type]
-    if created:
-        kind = "name-constrained" if ca.permitted else "unconstrained"
-        ui.notice("ca_created", f"Created a new local CA ({kind}) in {ca.folder}",
-                 path=str(ca.folder), fingerprint=ca.fingerprint, constrained=ca.permitted is not None)
-    _warn_key_mode(ca, ui)
-    return ca, created
-
-
-def _warn_key_mode(ca: ca_mod.LocalCA, ui: UI) -> None:
-    if os.name != "posix":
-        return
-    key_path = ca.folder / caroot.ROOT_KEY
-    mode = stat.S_IMODE(key_path.stat().st_mode)
-    if mode & 0o077:
-        ui.warning(f"the CA key {key_path} is readable by other users (mode {mode:04o})",
-                   f"chmod 0400 {key_path}")
-
-
 def _create(cfg: CAConfig, choice: caroot.CARootChoice, ui: UI) -> int:
-    ca, created = _obtain(choice, ui, constrained=not cfg.unconstrained, key_type=cfg.key_type)
+    ca, created = ca_setup.obtain(choice, ui, constrained=not cfg.unconstrained, key_type=cfg.key_type)
     if not created:
         if cfg.unconstrained and ca.permitted is not None:
             raise DevhttpsError(f"could not create an unconstrained CA in {ca.folder}: a name-constrained CA is "

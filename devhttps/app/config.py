@@ -38,6 +38,11 @@ class ServeConfig:
     qr_png: Path | None = None
     qr_svg: Path | None = None
 
+    @property
+    def app_path(self) -> str:
+        """Where phones land in the app: Open WebUI's voice call with --call."""
+        return "/?call=true" if self.call else "/"
+
 
 @dataclass(frozen=True)
 class CAConfig:

@@ -10,21 +10,22 @@ import asyncio
 import contextlib
 import errno
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from devhttps.ui import banner
 from devhttps.app import tls as certs
-from devhttps.net import lan
-from devhttps.ca import owncert
-from devhttps.upstream import probe as upstream
 from devhttps.app.config import OPEN_WEBUI_PORTS, Globals, ServeConfig
 from devhttps.base.addr import UpstreamAddr
 from devhttps.base.errors import DevhttpsError
+from devhttps.ca import owncert
+from devhttps.net import lan
 from devhttps.proxy.server import ProxyServer
 from devhttps.proxy.types import Origin, RequestLog
+from devhttps.ui import banner
 from devhttps.ui.console import UI
+from devhttps.upstream import probe as upstream
 
 PORT_TRIES = 20
 WILDCARDS = ("", "0.0.0.0", "::", "*")
@@ -35,7 +36,8 @@ def run(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str]) -> int:
     factory = _loop_factory(env.get("DEVHTTPS_LOOP", ""))
     if hasattr(asyncio, "Runner"):  # Python 3.11+
         with asyncio.Runner(loop_factory=factory) as runner:  # novermin
-            return runner.run(session.run())
+            code: int = runner.run(session.run())
+            return code
     loop = (factory or asyncio.new_event_loop)()
     try:
         asyncio.set_event_loop(loop)
@@ -69,7 +71,7 @@ class _Session:
     def __init__(self, cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str]) -> None:
         self.cfg, self.opts, self.ui, self.env = cfg, opts, ui, env
         self.stop = _Stop(asyncio.Event())
-        self.main_task: asyncio.Task | None = None
+        self.main_task: asyncio.Task[int] | None = None
         self.serving = False
 
     async def run(self) -> int:
@@ -111,8 +113,13 @@ class _Session:
         self.serving = True
         public = banner.Addresses.build(plan, port, self._bound(), tls.names)
         checks = await self._preflight(info, tls, public)
-        banner.show(self.ui, self.cfg, banner.Ready(addr, info, tls.ca, public, checks))
+        banner.show(self.ui, self._banner_options(), banner.Ready(addr, info, tls.ca, public, checks))
         await self.stop.event.wait()
+
+    def _banner_options(self) -> banner.Options:
+        cfg = self.cfg
+        return banner.Options(app_path=cfg.app_path, cert=cfg.cert, qr=cfg.qr, qr_invert=cfg.qr_invert,
+                              qr_png=cfg.qr_png, qr_svg=cfg.qr_svg)
 
     # -- upstream ----------------------------------------------------------
     async def _upstream(self, stack: contextlib.AsyncExitStack) -> tuple[UpstreamAddr, Any]:
@@ -128,7 +135,7 @@ class _Session:
             candidates, explicit = [UpstreamAddr("127.0.0.1", p) for p in OPEN_WEBUI_PORTS], False
         urls = " or ".join(c.url for c in candidates)
         what = "the upstream" if explicit else "Open WebUI"
-        told = []
+        told: list[bool] = []
 
         def on_wait(elapsed: float) -> None:
             if not told and not explicit:  # once, before the first progress line: how to get it running

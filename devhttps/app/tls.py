@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
 from typing import TYPE_CHECKING
 
-from devhttps.net import lan
 from devhttps.app.config import Globals, ServeConfig
+from devhttps.net import lan
 from devhttps.proxy.server import make_server_context
 from devhttps.proxy.types import Hook
 from devhttps.ui.console import UI
@@ -44,10 +43,10 @@ def prepare(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], plan: 
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE  # their certificate, their trust: we only test the WebSocket
         return TLSSetup(context, unverified, None, ())
-    from devhttps.app import ca_command as cacmd
+    from devhttps.app import ca_setup
     from devhttps.ca import caroot
 
-    ca = cacmd.obtain(caroot.resolve(opts.caroot, env), ui)
+    ca, _ = ca_setup.obtain(caroot.resolve(opts.caroot, env), ui)
     names = _names_for(ca, plan, {*asked, *([cfg.host] if cfg.host else [])}, ui)
     leaf = ca.issue_leaf(names)
     return TLSSetup(_context_from_leaf(leaf), ssl.create_default_context(cadata=ca.cert_pem.decode()), ca, leaf.names)
@@ -58,7 +57,8 @@ def _names_for(ca: ca_mod.LocalCA, plan: lan.LanPlan, asked: set[str], ui: UI) -
     permitted = ca.permitted
     if permitted is None:
         return list(plan.cert_names)
-    kept, dropped = [], []
+    kept: list[str] = []
+    dropped: list[str] = []
     for name in plan.cert_names:
         (kept if name in asked or permitted.allows(name) else dropped).append(name)
     if dropped:
@@ -89,6 +89,6 @@ def onboarding_hook(tls: TLSSetup, cfg: ServeConfig, on_trusted: Callable[[str],
     info = OnboardingInfo(
         ca_name=ca.name, fingerprint=ca.fingerprint, cert_pem=ca.cert_pem, cert_der=ca.cert_der,
         mobileconfig=mobileconfig.build(ca.cert_der, ca.fingerprint, ca.name),
-        constrained=ca.permitted is not None, app_path="/?call=true" if cfg.call else "/",
+        constrained=ca.permitted is not None, app_path=cfg.app_path,
     )
     return make_hook(info, on_trusted)

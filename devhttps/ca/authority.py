@@ -13,9 +13,10 @@ import datetime as dt
 import getpass
 import os
 import socket
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import trustme
 from cryptography import x509
@@ -24,11 +25,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from devhttps.ca import constraints
-from devhttps.ca.caroot import ROOT_CERT, ROOT_KEY
 from devhttps.base.errors import DevhttpsError
 from devhttps.base.files import create_exclusive, make_private_dir
 from devhttps.base.locking import LOCK_NAME, folder_lock
+from devhttps.ca import constraints
+from devhttps.ca.caroot import ROOT_CERT, ROOT_KEY
 
 ROOT_DAYS = 3650
 # Apple rejects TLS leaves valid for more than 825 days (https://support.apple.com/en-us/103769).
@@ -96,6 +97,7 @@ class LocalCA:
             key_type=trustme.KeyType.RSA if key_type == "rsa" else trustme.KeyType.ECDSA,
         )
         key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+        assert isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey))  # (the key type asked for above)
         return Leaf(leaf.cert_chain_pems[0].bytes(), _pkcs8(key), tuple(clean))
 
 
@@ -107,8 +109,8 @@ def describe_key(public_key: object) -> str:
     return type(public_key).__name__
 
 
-def _pkcs8(key: object) -> bytes:
-    return key.private_bytes(  # type: ignore[attr-defined]
+def _pkcs8(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
@@ -201,7 +203,7 @@ def _parse_cert(path: Path, pem: bytes, now: dt.datetime | None) -> x509.Certifi
     return cert
 
 
-def _parse_key(path: Path, pem: bytes):
+def _parse_key(path: Path, pem: bytes) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
@@ -236,6 +238,14 @@ def load_or_create(folder: Path, source: str = "", *, constrained: bool = True, 
         raise DevhttpsError(f"could not write to the CA folder {folder}: {exc.strerror}",
                             "choose a writable folder with --caroot DIR or DEVHTTPS_CAROOT") from None
     return load(folder, source), True
+
+
+def exposed_key_mode(ca: LocalCA) -> int | None:
+    """The CA key file's permission bits when other users may read or write it (POSIX); None when private."""
+    if os.name != "posix":
+        return None  # Windows: the user profile's ACLs guard the folder
+    mode = stat.S_IMODE((ca.folder / ROOT_KEY).stat().st_mode)
+    return mode if mode & 0o077 else None
 
 
 def _create_in(folder: Path, *, constrained: bool, key_type: str, hostname: str | None) -> None:

@@ -9,9 +9,9 @@ See mkcert's getCAROOT: https://github.com/FiloSottile/mkcert/blob/master/main.g
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 ROOT_CERT = "rootCA.pem"
 ROOT_KEY = "rootCA-key.pem"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from cryptography import x509
 
@@ -72,7 +72,8 @@ def read(cert: x509.Certificate) -> Permitted | None:
         return None
     subtrees = nc.permitted_subtrees or []
     dns = tuple(g.value.lstrip(".").lower() for g in subtrees if isinstance(g, x509.DNSName))
-    ips = tuple(g.value for g in subtrees if isinstance(g, x509.IPAddress))
+    ips = tuple(g.value for g in subtrees if isinstance(g, x509.IPAddress)
+                and isinstance(g.value, (ipaddress.IPv4Network, ipaddress.IPv6Network)))
     return Permitted(dns, ips)
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from devhttps import __version__
@@ -61,9 +62,9 @@ class DemoServer:
     addr: UpstreamAddr
     server: asyncio.base_events.Server
     # Bounded: the page is reachable from the LAN, so memory must not grow with every POST.
-    reports: deque = field(default_factory=lambda: deque(maxlen=100))
+    reports: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
     _arrived: dict[str, asyncio.Event] = field(default_factory=dict)
-    _tasks: set[asyncio.Task] = field(default_factory=set)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def close(self) -> None:
         """Stop listening and end open connections (SSE streams, WebSockets)."""
@@ -83,6 +84,7 @@ async def start_demo(host: str = "127.0.0.1", port: int = 0) -> DemoServer:
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         demo, task = holder[0], asyncio.current_task()
+        assert task is not None  # (a callback of start_server always runs in a task)
         demo._tasks.add(task)
         try:
             await _connection(demo, reader, writer)
@@ -132,7 +134,8 @@ async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     return await _read_body(request, reader, writer)
 
 
-async def _read_body(request: Request, reader: asyncio.StreamReader, writer) -> Request | None:
+async def _read_body(request: Request, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> Request | None:
     if "chunked" in request.headers.get("transfer-encoding", "").lower():
         await _send(writer, 411, b"send a Content-Length\n", keep_alive=False)
         return None

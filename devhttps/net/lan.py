@@ -11,9 +11,9 @@ import ipaddress
 import re
 import socket
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 # Interfaces that face containers or VMs on this machine, never a phone.
 _VIRTUAL = re.compile(
@@ -91,7 +91,8 @@ def _route_source(target: str) -> str | None:
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.connect((target, 9))
-            return sock.getsockname()[0]
+            source: str = sock.getsockname()[0]
+            return source
     except OSError:
         return None
 
@@ -152,7 +153,8 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 def _usable(interfaces: Iterable[Interface]) -> list[tuple[str, str]]:
     """(interface, address) pairs worth offering; link-local only when nothing else exists."""
-    pairs, link_local = [], []
+    pairs: list[tuple[str, str]] = []
+    link_local: list[tuple[str, str]] = []
     for iface in interfaces:
         if is_virtual(iface.name):
             continue

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from devhttps.onboarding import page
@@ -80,7 +80,7 @@ def make_hook(
     files = _files(info)
     limiter = _Limiter(TRUST_REPORT_INTERVAL, clock)
 
-    def hook(head: RequestHead) -> Optional[LocalResponse]:
+    def hook(head: RequestHead) -> LocalResponse | None:
         if head.tls:
             return _probe(head, on_trusted, limiter) if head.path == PROBE_PATH else None
         if head.method not in ("GET", "HEAD"):
@@ -152,7 +152,7 @@ def https_origin(head: RequestHead) -> str:
     return f"https://{name}" if port == 443 else f"https://{name}:{port}"
 
 
-def _probe(head: RequestHead, on_trusted: Callable[[str], None], limiter: _Limiter) -> Optional[LocalResponse]:
+def _probe(head: RequestHead, on_trusted: Callable[[str], None], limiter: _Limiter) -> LocalResponse | None:
     cors = (("Access-Control-Allow-Origin", "*"), _NO_STORE, _NOSNIFF)
     if head.method == "OPTIONS":  # a preflight, e.g. Chrome's Private Network Access
         extra = (("Access-Control-Allow-Methods", "GET"), ("Access-Control-Allow-Private-Network", "true"))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from devhttps.net import lan
-from devhttps.app.config import ServeConfig
 from devhttps.base.addr import UpstreamAddr
+from devhttps.net import lan
 from devhttps.ui.console import UI
+
+if TYPE_CHECKING:
+    from devhttps.ca.authority import LocalCA
+    from devhttps.upstream.probe import UpstreamInfo
 
 
 def _hostport(host: str, port: int) -> str:
@@ -29,7 +33,7 @@ class Addresses:
 
     @classmethod
     def build(cls, plan: lan.LanPlan, port: int, bound: tuple[str, ...] = (),
-              cert_names: tuple[str, ...] = ()) -> "Addresses":
+              cert_names: tuple[str, ...] = ()) -> Addresses:
         """The URLs to show, best first: only hosts that reach a listening socket and, with our own
         leaf, only names it carries (anything else would fail on the phone)."""
         if bound:
@@ -72,17 +76,29 @@ class Addresses:
 @dataclass(frozen=True)
 class Ready:
     upstream: UpstreamAddr
-    info: Any  # upstream.UpstreamInfo
-    ca: Any  # ca.LocalCA | None
+    info: UpstreamInfo
+    ca: LocalCA | None  # None: the user's own certificate
     addresses: Addresses
     warnings: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to show the banner (from the command's options)."""
+
+    app_path: str = "/"  # where the phone lands in the app ("/?call=true" opens a voice call)
+    cert: Path | None = None  # the user's own certificate, when not ours
+    qr: bool = True
+    qr_invert: bool = False
+    qr_png: Path | None = None
+    qr_svg: Path | None = None
 
 
 def check_mark(ui: UI) -> str:
     return ui.style("✓", "green") if ui.color else "OK"
 
 
-def describe_upstream(info: Any) -> str:
+def describe_upstream(info: UpstreamInfo) -> str:
     if info.is_open_webui:
         auth = "auth on" if info.auth is not False else "AUTH OFF"
         ws = "websocket on" if info.websocket is not False else "websocket OFF"
@@ -91,8 +107,8 @@ def describe_upstream(info: Any) -> str:
     return f"{name} at {info.url}" + ("" if name == "devhttps demo" else " (not Open WebUI)")
 
 
-def show(ui: UI, cfg: ServeConfig, ready: Ready) -> None:
-    app_path = "/?call=true" if cfg.call else "/"
+def show(ui: UI, cfg: Options, ready: Ready) -> None:
+    app_path = cfg.app_path
     scan_url = ready.addresses.onboarding_url(ready.ca is not None, app_path)
     for message, hint in ready.warnings:
         ui.warning(message, hint)
@@ -122,12 +138,12 @@ def _ready_fields(ready: Ready, scan_url: str, app_path: str) -> dict[str, Any]:
         "ca_fingerprint": ready.ca.fingerprint if ready.ca is not None else None,
         "ca_constrained": (ready.ca.permitted is not None) if ready.ca is not None else None,
         "upstream": ready.upstream.url,
-        "upstream_info": info.to_json() if hasattr(info, "to_json") else None,
+        "upstream_info": info.to_json(),
         "warnings": [m for m, _ in ready.warnings],
     }
 
 
-def _show_qr(ui: UI, cfg: ServeConfig, url: str, has_ca: bool) -> None:
+def _show_qr(ui: UI, cfg: Options, url: str, has_ca: bool) -> None:
     if url.split("//", 1)[1].startswith(("localhost", "127.", "[::1]")):
         ui.line("Loopback only: phones cannot connect (listen on every interface, the default, to reach them)")
     action = "scan the code" if cfg.qr else "open"
@@ -145,7 +161,7 @@ def _show_qr(ui: UI, cfg: ServeConfig, url: str, has_ca: bool) -> None:
     ui.line(f"  {ui.style(url, 'bold')}")
 
 
-def _write_qr_files(cfg: ServeConfig, url: str) -> None:
+def _write_qr_files(cfg: Options, url: str) -> None:
     from devhttps.ui import qr
 
     if cfg.qr_png is not None:

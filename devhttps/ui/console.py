@@ -14,8 +14,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from devhttps.base.errors import DevhttpsError
 
@@ -126,7 +127,7 @@ class UI:
         )
 
     @contextmanager
-    def progress(self, message: str) -> Iterator["Progress"]:
+    def progress(self, message: str) -> Iterator[Progress]:
         """A long wait. Silent until the first update (a quick success shows nothing); then on a TTY
         one line redraws in place, and piped, updates become occasional plain lines."""
         progress = Progress(self, message)

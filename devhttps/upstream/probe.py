@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from devhttps.base.addr import UpstreamAddr
 from devhttps.base.errors import DevhttpsError
-from devhttps.upstream.wire import (  # noqa: F401  (re-exported: the service's public API)
+from devhttps.upstream.wire import (
     SOCKETIO_PATH,
     HttpAnswer,
     WsCheck,
@@ -25,6 +26,12 @@ from devhttps.upstream.wire import (  # noqa: F401  (re-exported: the service's 
     speaks_tls,
     websocket_check,
 )
+
+__all__ = [  # this module's own API, and the wire helpers it re-exports (the service's public surface)
+    "DEMO_NAME", "OPEN_WEBUI_502_HINT", "SOCKETIO_PATH", "START_HINT", "HttpAnswer", "UpstreamInfo", "WsCheck",
+    "cors_setting", "find", "forbids_microphone", "host_header", "http_get", "probe", "speaks_tls",
+    "unreachable_hint", "warnings", "websocket_check",
+]
 
 DEMO_NAME = "devhttps demo"  # what devhttps.demo.server calls itself in /health
 START_HINT = (
@@ -39,7 +46,7 @@ OPEN_WEBUI_502_HINT = ("Start Open WebUI with `open-webui serve` (it listens on 
                       "or with Docker: `docker run -p 3000:8080 ghcr.io/open-webui/open-webui:main`.")
 
 
-def unreachable_hint(info: "UpstreamInfo") -> str:
+def unreachable_hint(info: UpstreamInfo) -> str:
     """What the 502 page advises when the app stops answering: Open WebUI's start commands only for Open WebUI."""
     if info.is_open_webui:
         return OPEN_WEBUI_502_HINT
@@ -85,8 +92,8 @@ def forbids_microphone(permissions_policy: str | None, feature_policy: str | Non
     for directive in (permissions_policy or "").split(","):
         name, _, allow = directive.strip().partition("=")
         if name.strip().lower() == "microphone":
-            allow = allow.strip().strip("()").split()
-            return not ("self" in allow or "*" in allow)
+            allowed = allow.strip().strip("()").split()
+            return not ("self" in allowed or "*" in allowed)
     for directive in (feature_policy or "").split(";"):  # the older header: "microphone 'none'"
         words = directive.split()
         if words and words[0].lower() == "microphone":
@@ -134,9 +141,9 @@ def _refused(exc: OSError) -> bool:
 
 def _info(url: str, health: HttpAnswer, root: HttpAnswer | None, config: HttpAnswer | None,
           version: HttpAnswer | None) -> UpstreamInfo:
-    cfg = config.json() if config and config.status == 200 else None
-    cfg = cfg if isinstance(cfg, dict) else {}
-    features = cfg.get("features") if isinstance(cfg.get("features"), dict) else {}
+    raw = config.json() if config and config.status == 200 else None
+    cfg: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    features: dict[str, Any] = cfg["features"] if isinstance(cfg.get("features"), dict) else {}
     is_owui = bool(features) and "auth" in features and "version" in cfg
     hjson = health.json() if isinstance(health.json(), dict) else {}
     vjson = version.json() if version and version.status == 200 and isinstance(version.json(), dict) else {}
@@ -203,7 +210,8 @@ async def _round(candidates: Sequence[UpstreamAddr], timeout: float) -> tuple[Up
     infos = await asyncio.gather(*(probe(c, timeout) for c in candidates))
     answered = [(c, i) for c, i in zip(candidates, infos) if i is not None and i.reachable]
     owui = [pair for pair in answered if pair[1].is_open_webui]
-    return (owui or answered or [None])[0]
+    best = owui or answered
+    return best[0] if best else None
 
 
 def _not_found(candidates: Sequence[UpstreamAddr], wait: float, explicit: bool) -> DevhttpsError:

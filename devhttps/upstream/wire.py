@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from devhttps.base.addr import UpstreamAddr
@@ -172,7 +173,8 @@ async def websocket_check(
         return WsCheck(False, None, f"could not open a WebSocket to {host_header(host, port)}: {exc}")
 
 
-async def _ws_check(host, port, ssl_context, server_hostname, origin, path, all_origins) -> WsCheck:
+async def _ws_check(host: str, port: int, ssl_context: ssl.SSLContext | None, server_hostname: str | None,
+                    origin: str, path: str, all_origins: Sequence[str]) -> WsCheck:
     key = base64.b64encode(os.urandom(16)).decode()
     reader, writer = await asyncio.open_connection(
         host, port, ssl=ssl_context, server_hostname=server_hostname if ssl_context else None)

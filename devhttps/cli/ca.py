@@ -1,0 +1,53 @@
+"""`devhttps ca ACTION`: path, show, create, export, cert."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from devhttps.app.config import CAConfig, Globals
+from devhttps.cli.parser import Parser, option
+from devhttps.ui.console import UI
+
+NAME = "ca"
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(NAME, parents=[common], help="manage the local certificate authority",
+                       description="The local CA (mkcert-compatible). Created on first need.")
+    casub = p.add_subparsers(dest="ca_action", metavar="ACTION", parser_class=Parser)
+    casub.required = True
+    casub.add_parser("path", parents=[common], help="print the CA folder (CAROOT)")
+    casub.add_parser("show", parents=[common], help="subject, fingerprint, validity, key, constraints, origin")
+    create = casub.add_parser("create", parents=[common], help="create the CA now (never replaces an existing one)")
+    create.add_argument("--unconstrained", action="store_true",
+                        help="no name constraints: the CA may sign any name (a stolen key could impersonate any site)")
+    create.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa",
+                        help="root key type (default ecdsa P-256)")
+    export = casub.add_parser("export", parents=[common], help="write the CA certificate for a phone or browser")
+    export.add_argument("--format", dest="export_format", choices=("pem", "der", "mobileconfig"), default="pem")
+    export.add_argument("-o", "--output", metavar="FILE", type=Path, help="file to write (default: stdout)")
+    cert = casub.add_parser("cert", parents=[common],
+                            help="issue a certificate for other servers (mkcert-style files)")
+    cert.add_argument("names", metavar="NAME_OR_IP", nargs="+")
+    cert.add_argument("-o", "--output", metavar="DIR", type=Path,
+                      help="folder for the files (default: current folder)")
+    cert.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa",
+                      help="leaf key type (default ecdsa P-256)")
+
+
+def config(ns: argparse.Namespace) -> CAConfig:
+    return CAConfig(
+        action=ns.ca_action,
+        unconstrained=option(ns, "unconstrained", False),
+        key_type=option(ns, "key_type", "ecdsa"),
+        export_format=option(ns, "export_format", "pem"),
+        output=option(ns, "output"),
+        names=tuple(option(ns, "names", ()) or ()),
+    )
+
+
+def run(ns: argparse.Namespace, opts: Globals, ui: UI, env: dict[str, str]) -> int:
+    from devhttps.app import ca_command
+
+    return ca_command.run(config(ns), opts, ui, env)

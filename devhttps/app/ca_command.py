@@ -79,7 +79,8 @@ def _show(ca: ca_mod.LocalCA, ui: UI) -> None:
         ("Folder", f"{ca.folder}  ({ca.source})" if ca.source else str(ca.folder)),
         ("Subject", str(info["subject"])),
         ("SHA-256", ca.fingerprint),
-        ("Valid", f"{ca.cert.not_valid_before_utc:%Y-%m-%d} to {ca.cert.not_valid_after_utc:%Y-%m-%d} ({days} days left)"),
+        ("Valid", f"{ca.cert.not_valid_before_utc:%Y-%m-%d} to {ca.cert.not_valid_after_utc:%Y-%m-%d} "
+                  f"({days} days left)"),
         ("Key", ca.key_description),
         ("Constraints", limits),
     ]
@@ -154,6 +155,7 @@ def _cert(ca: ca_mod.LocalCA, cfg: CAConfig, ui: UI) -> None:
     _write_user_file(key_path, leaf.key_pem, ca.folder, 0o600)
     _write_user_file(cert_path, leaf.cert_pem, ca.folder)
     ui.event("cert_issued",
-             f"Issued a certificate for {', '.join(leaf.names)}\n  certificate: {cert_path}\n  key:         {key_path}\n"
+             f"Issued a certificate for {', '.join(leaf.names)}\n"
+             f"  certificate: {cert_path}\n  key:         {key_path}\n"
              f"  valid for {ca_mod.LEAF_DAYS} days; clients must trust the CA (`devhttps ca export`)",
              cert=str(cert_path), key=str(key_path), names=list(leaf.names), ca_fingerprint=ca.fingerprint)

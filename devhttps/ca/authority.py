@@ -103,7 +103,8 @@ class LocalCA:
 
 def describe_key(public_key: object) -> str:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return {"secp256r1": "ECDSA P-256", "secp384r1": "ECDSA P-384"}.get(public_key.curve.name, f"ECDSA {public_key.curve.name}")
+        curve = public_key.curve.name
+        return {"secp256r1": "ECDSA P-256", "secp384r1": "ECDSA P-384"}.get(curve, f"ECDSA {curve}")
     if isinstance(public_key, rsa.RSAPublicKey):
         return f"RSA {public_key.key_size}"
     return type(public_key).__name__

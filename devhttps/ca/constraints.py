@@ -85,7 +85,8 @@ def normalise_names(names: Sequence[str]) -> list[str]:
         if name not in out:
             out.append(name)
     if not out:
-        raise DevhttpsError("could not issue a certificate: no names given", "give a name, e.g. `devhttps ca cert myapp.local`")
+        raise DevhttpsError("could not issue a certificate: no names given",
+                            "give a name, e.g. `devhttps ca cert myapp.local`")
     return out
 
 

@@ -10,10 +10,10 @@ process stays free of the CA side's libraries.
 from __future__ import annotations
 
 import ssl
-from typing import Any
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 SOON = 7 * 86400  # a certificate ending within this many seconds gets a notice
 ROUNDS = 8  # handshake flights; TLS 1.2 and 1.3 need at most four
@@ -54,7 +54,8 @@ def _client(anchors: str) -> ssl.SSLContext:
     return ctx
 
 
-def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, host: str | None) -> tuple[str | None, dict[str, Any] | None]:
+def _handshake(server: ssl.SSLContext, client: ssl.SSLContext,
+               host: str | None) -> tuple[str | None, dict[str, Any] | None]:
     """(why the client refused, None) or (None, the certificate as the client saw it)."""
     s_in, s_out, c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
     theirs = server.wrap_bio(s_in, s_out, server_side=True)

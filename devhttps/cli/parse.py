@@ -19,7 +19,8 @@ def parse_upstream(value: str) -> UpstreamAddr:
     try:
         parts = urlsplit(text)
     except ValueError as exc:
-        raise UsageError(f"could not read --upstream {value!r}: {exc}", "try --upstream http://127.0.0.1:8080") from None
+        raise UsageError(f"could not read --upstream {value!r}: {exc}",
+                         "try --upstream http://127.0.0.1:8080") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or not _HOST.match(parts.hostname):
         raise UsageError(
             f"could not read --upstream {value!r}: expected a port or an http:// or https:// URL",
@@ -40,7 +41,8 @@ def parse_upstream(value: str) -> UpstreamAddr:
     return UpstreamAddr(parts.hostname, port, parts.scheme)
 
 
-_HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$|^[0-9A-Fa-f:.]+$")  # names (Docker services may use _), IPs
+# Names (Docker services may use _) or IP addresses.
+_HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$|^[0-9A-Fa-f:.]+$")
 
 
 def _port(text: str, original: str) -> int:

@@ -35,7 +35,8 @@ class PageInput:
 
 _CSS = """
 :root{color-scheme:light dark;--fg:#16181d;--bg:#fff;--mut:#5b6270;--box:#f1f3f6;--acc:#0b62d6;--warn:#8a4b00}
-@media (prefers-color-scheme:dark){:root{--fg:#eceef2;--bg:#15171b;--mut:#a3a9b5;--box:#23262d;--acc:#6aa8ff;--warn:#ffb35c}}
+@media (prefers-color-scheme:dark){
+:root{--fg:#eceef2;--bg:#15171b;--mut:#a3a9b5;--box:#23262d;--acc:#6aa8ff;--warn:#ffb35c}}
 body{margin:0;font:17px/1.5 -apple-system,system-ui,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:34rem;margin:0 auto;padding:1.2rem 1rem 3rem}
 h1{font-size:1.4rem;line-height:1.25;margin:.2rem 0 .6rem}h2{font-size:1.1rem;margin:1.6rem 0 .4rem}
@@ -170,7 +171,8 @@ def _android(page: PageInput) -> str:
         '<li>Open <span class="path">Settings \u2192 Security \u2192 Encryption &amp; credentials \u2192 '
         "Install a certificate \u2192 CA certificate</span>, tap <b>Install anyway</b> and choose the downloaded "
         f"<b>{escape(page.crt_filename)}</b>.<br>"
-        '<span class="note">The menus differ between makers: search Settings for \u201cCA certificate\u201d.</span></li>'
+        '<span class="note">The menus differ between makers: '
+        'search Settings for \u201cCA certificate\u201d.</span></li>'
         f"{firefox}<li>Come back to this page: it opens the app by itself.</li></ol>{tail}</section>"
     )
 

@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import errno
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devhttps.app import platforms
 from devhttps.app import tls as certs
 from devhttps.app.config import OPEN_WEBUI_PORTS, Globals, ServeConfig
 from devhttps.base.addr import UpstreamAddr
@@ -31,7 +33,10 @@ PORT_TRIES = 20
 WILDCARDS = ("", "0.0.0.0", "::", "*")
 
 
-def run(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str]) -> int:
+def run(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], platform: str = sys.platform) -> int:
+    untested = platforms.notice(platform)
+    if untested is not None:
+        ui.warning(*untested)
     session = _Session(cfg, opts, ui, env)
     factory = _loop_factory(env.get("DEVHTTPS_LOOP", ""))
     if hasattr(asyncio, "Runner"):  # Python 3.11+

@@ -29,7 +29,8 @@ def test_an_untested_platform_is_said_once_before_anything_starts(capsys, tmp_pa
     from devhttps.base.errors import DevhttpsError
     from devhttps.ui.console import UI
 
-    # 10.99.99.99 is no address of this machine (nothing is sent to it): the session stops at listening, after the notice.
+    # 10.99.99.99 is no address of this machine (nothing is sent to it):
+    # the session stops at listening, after the notice.
     cfg = ServeConfig(demo=True, wait=0, port=1, port_explicit=True, bind=("10.99.99.99",), qr=False)
     with pytest.raises(DevhttpsError, match="not an address of this machine"):
         session.run(cfg, Globals(json=True, caroot=tmp_path / "ca"), UI(json_mode=True, color=False), {},

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from devhttps.app import ca_setup
+from devhttps.app.ca_setup import fingerprint_fields
 from devhttps.app.config import CAConfig, Globals
 from devhttps.base.errors import DevhttpsError
 from devhttps.base.files import replace_atomic
@@ -42,7 +43,7 @@ def _create(cfg: CAConfig, choice: caroot.CARootChoice, ui: UI) -> int:
                                 "already there, and an existing CA is never replaced",
                                 "use another folder: `devhttps --caroot DIR ca create --unconstrained`")
         ui.event("ca_exists", f"A CA already exists in {ca.folder}; it was left unchanged.",
-                 path=str(ca.folder), fingerprint=ca.fingerprint)
+                 path=str(ca.folder), **fingerprint_fields(ca.fingerprint))
     if not ui.json_mode:
         _show(ca, ui)
     return 0
@@ -56,7 +57,7 @@ def describe(ca: ca_mod.LocalCA) -> dict[str, object]:
         "source": ca.source,
         "subject": cert.subject.rfc4514_string(),
         "name": ca.name,
-        "fingerprint_sha256": ca.fingerprint,
+        **fingerprint_fields(ca.fingerprint, old="fingerprint_sha256"),
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),
         "key": ca.key_description,
@@ -99,14 +100,14 @@ def _export(ca: ca_mod.LocalCA, cfg: CAConfig, ui: UI) -> None:
     if cfg.output is None and ui.json_mode:
         # Raw bytes would break the JSON-lines stream: carry them inside the event.
         payload = {"pem": data.decode()} if fmt == "pem" else {"base64": base64.b64encode(data).decode()}
-        ui.event("ca_export", format=fmt, fingerprint=ca.fingerprint, **payload)
+        ui.event("ca_export", format=fmt, **fingerprint_fields(ca.fingerprint), **payload)
         return
     if cfg.output is None:
         _to_stdout(data, binary=fmt != "pem")
         return
     _write_user_file(cfg.output, data, ca.folder)
     ui.event("ca_exported", f"Wrote the CA certificate ({fmt}) to {cfg.output}",
-             path=str(cfg.output), format=fmt, fingerprint=ca.fingerprint)
+             path=str(cfg.output), format=fmt, **fingerprint_fields(ca.fingerprint))
 
 
 def _to_stdout(data: bytes, *, binary: bool) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from devhttps.proxy.types import Origin, RequestLog
 from devhttps.ui import banner
 from devhttps.ui.console import UI
 from devhttps.upstream import probe as upstream
+from devhttps.upstream import resolve
 
 PORT_TRIES = 20
 WILDCARDS = ("", "0.0.0.0", "::", "*")
@@ -78,6 +80,7 @@ class _Session:
         self.stop = _Stop(asyncio.Event())
         self.main_task: asyncio.Task[int] | None = None
         self.serving = False
+        self.notices: list[tuple[str, str]] = []  # (message, hint): shown with the banner, and in ready.warnings
 
     async def run(self) -> int:
         self.main_task = asyncio.current_task()
@@ -106,8 +109,10 @@ class _Session:
 
     async def _serve(self, stack: contextlib.AsyncExitStack) -> None:
         addr, info = await self._upstream(stack)
+        self._check_binds()
         plan = self._plan()
         tls = certs.prepare(self.cfg, self.opts, self.ui, self.env, plan, asked=(*self.cfg.names, *self._bound()))
+        self.notices.extend(tls.notices)
         hook = certs.onboarding_hook(tls, self.cfg, self._phone_trusted)
         server = ProxyServer(Origin(addr.host, addr.port, addr.scheme == "https"), ssl_context=tls.context,
                              hook=hook, on_request=None if self.cfg.quiet else self._log_request,  # no record at all
@@ -117,7 +122,7 @@ class _Session:
         stack.push_async_callback(self._shutdown, server)
         self.serving = True
         public = banner.Addresses.build(plan, port, self._bound(), tls.names)
-        checks = await self._preflight(info, tls, public)
+        checks = self.notices + await self._preflight(info, tls, public)
         banner.show(self.ui, self._banner_options(), banner.Ready(addr, info, tls.ca, public, checks))
         await self.stop.event.wait()
 
@@ -135,6 +140,7 @@ class _Session:
             stack.push_async_callback(server.close)
             candidates, explicit = [server.addr], True
         elif self.cfg.upstream is not None:
+            await resolve.check_resolves(self.cfg.upstream)  # a name that does not resolve: an error at once
             candidates, explicit = [self.cfg.upstream], True
         else:
             candidates, explicit = [UpstreamAddr("127.0.0.1", p) for p in OPEN_WEBUI_PORTS], False
@@ -149,7 +155,12 @@ class _Session:
             progress.update(f"{elapsed:.0f} s of {self.cfg.wait:g} s; Ctrl+C to stop", elapsed=round(elapsed, 1))
 
         with self.ui.progress(f"Waiting for {what} at {urls}") as progress:
-            return await upstream.find(candidates, self.cfg.wait, on_wait, explicit=explicit)
+            try:
+                return await upstream.find(candidates, self.cfg.wait, on_wait, explicit=explicit)
+            except DevhttpsError as exc:
+                if told and exc.hint == upstream.START_HINT:  # the advice is on screen already: say it once
+                    exc.hint = "start it as said above, or wait longer with --wait SECONDS"
+                raise
 
     # -- addresses and listening ------------------------------------------
     def _bound(self) -> tuple[str, ...]:
@@ -164,11 +175,28 @@ class _Session:
         plan = lan.choose(interfaces, lan.default_route_interface(), host=self.cfg.host, names=self.cfg.names)
         advice = lan.detect_wsl(_read_text(Path("/proc/version")), interfaces, port=self.cfg.port)
         if advice:
-            self.ui.warning("this is WSL2 behind NAT: phones cannot reach this address", advice)
+            self.notices.append(("this is WSL2 behind NAT: phones cannot reach this address", advice))
         if plan.primary is None and not self.cfg.host:
-            self.ui.warning("no LAN address found: only this machine can connect (https://localhost)",
-                            "connect to a network, or give the address to advertise with --host")
+            self.notices.append(("no LAN address found: only this machine can connect (https://localhost)",
+                                 "connect to a network, or give the address to advertise with --host"))
         return plan
+
+    def _check_binds(self) -> None:
+        """Each --bind address must be one of this machine's: said before any certificate is made for it."""
+        for host in self._bound():
+            try:
+                socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+            except socket.gaierror:
+                continue  # a name (e.g. localhost): listening will tell
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind((host, 0))
+                except OSError as exc:
+                    if exc.errno == errno.EADDRNOTAVAIL:
+                        raise DevhttpsError(f"could not listen on {host}: it is not an address of this machine",
+                                            "give one of this machine's addresses with --bind, or leave --bind "
+                                            "out to listen on every interface") from None
 
     async def _listen(self, server: ProxyServer) -> int:
         hosts = list(self.cfg.bind) or None
@@ -189,7 +217,7 @@ class _Session:
                                         "or choose another with --port N") from None
                 continue
             if attempt:
-                self.ui.warning(f"port {port} is busy; using {port + attempt} instead")
+                self.notices.append((f"port {port} is busy; using {port + attempt} instead", ""))
             return port + attempt
         raise DevhttpsError(f"could not listen: ports {port} to {port + PORT_TRIES - 1} are all in use",
                             "choose a free port with --port N")

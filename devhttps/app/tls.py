@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devhttps.app.config import Globals, ServeConfig
+from devhttps.ca import pemfiles
 from devhttps.net import lan
 from devhttps.proxy.server import make_server_context
 from devhttps.proxy.types import Hook
@@ -32,12 +33,14 @@ class TLSSetup:
     client_context: ssl.SSLContext  # for our own checks through the proxy
     ca: ca_mod.LocalCA | None  # None with --cert/--key
     names: tuple[str, ...]  # the names in the served certificate (empty when not ours)
+    notices: tuple[tuple[str, str], ...] = ()  # (message, hint) for the banner, e.g. addresses left out
 
 
 def prepare(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], plan: lan.LanPlan,
             asked: tuple[str, ...] = ()) -> TLSSetup:
     """``asked``: names the user gave (--name, --bind); never dropped silently."""
     if cfg.cert is not None and cfg.key is not None:
+        pemfiles.check_pair(cfg.cert, cfg.key)
         context = make_server_context(cfg.cert, cfg.key)
         unverified = ssl.create_default_context()
         unverified.check_hostname = False
@@ -47,26 +50,26 @@ def prepare(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], plan: 
     from devhttps.ca import caroot
 
     ca, _ = ca_setup.obtain(caroot.resolve(opts.caroot, env), ui)
-    names = _names_for(ca, plan, {*asked, *([cfg.host] if cfg.host else [])}, ui)
+    names, dropped = _names_for(ca, plan, {*asked, *([cfg.host] if cfg.host else [])})
     leaf = ca.issue_leaf(names)
-    return TLSSetup(_context_from_leaf(leaf), ssl.create_default_context(cadata=ca.cert_pem.decode()), ca, leaf.names)
+    # One short line: the first run on a machine with a public address shows it.
+    notices = ((f"{', '.join(dropped)} not in the certificate: public addresses need an unconstrained CA "
+                "(`devhttps --caroot DIR ca create --unconstrained`)", ""),) if dropped else ()
+    return TLSSetup(_context_from_leaf(leaf), ssl.create_default_context(cadata=ca.cert_pem.decode()), ca,
+                    leaf.names, notices)
 
 
-def _names_for(ca: ca_mod.LocalCA, plan: lan.LanPlan, asked: set[str], ui: UI) -> list[str]:
-    """Every name of the plan the CA may sign; names the user asked for are kept (the CA refuses them loudly)."""
+def _names_for(ca: ca_mod.LocalCA, plan: lan.LanPlan, asked: set[str]) -> tuple[list[str], list[str]]:
+    """(kept, dropped): every name of the plan the CA may sign is kept; so are names the user asked for
+    (the CA refuses them loudly)."""
     permitted = ca.permitted
     if permitted is None:
-        return list(plan.cert_names)
+        return list(plan.cert_names), []
     kept: list[str] = []
     dropped: list[str] = []
     for name in plan.cert_names:
         (kept if name in asked or permitted.allows(name) else dropped).append(name)
-    if dropped:
-        ui.warning(f"left {', '.join(dropped)} out of the certificate: the CA may only sign local names and private "
-                   "addresses, so phones cannot use these addresses",
-                   "phones can still use the .local name; for a public address use an unconstrained CA in its own "
-                   "folder: `devhttps --caroot DIR ca create --unconstrained`, then `devhttps --caroot DIR`")
-    return kept
+    return kept, dropped
 
 
 def _context_from_leaf(leaf: ca_mod.Leaf) -> ssl.SSLContext:

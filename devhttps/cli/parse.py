@@ -7,13 +7,14 @@ from urllib.parse import urlsplit
 
 from devhttps.base.addr import UpstreamAddr
 from devhttps.base.errors import UsageError
+from devhttps.upstream.resolve import FORMS
 
 
 def parse_upstream(value: str) -> UpstreamAddr:
     """Accept ``8080``, ``localhost:8080``, ``http://127.0.0.1:8080`` or ``[::1]:8080``."""
     text = value.strip()
     if text.isascii() and text.isdigit():
-        return UpstreamAddr("127.0.0.1", _port(text, value))
+        return UpstreamAddr("127.0.0.1", _port(text, value, "--upstream"))
     if "://" not in text:
         text = "http://" + text
     try:
@@ -23,8 +24,8 @@ def parse_upstream(value: str) -> UpstreamAddr:
                          "try --upstream http://127.0.0.1:8080") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or not _HOST.match(parts.hostname):
         raise UsageError(
-            f"could not read --upstream {value!r}: expected a port or an http:// or https:// URL",
-            "try --upstream 8080 or --upstream http://127.0.0.1:8080",
+            f"could not read --upstream {value!r}: it is neither a port nor an http:// or https:// URL",
+            FORMS,
         )
     if parts.path not in ("", "/"):
         raise UsageError(
@@ -45,14 +46,17 @@ def parse_upstream(value: str) -> UpstreamAddr:
 _HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$|^[0-9A-Fa-f:.]+$")
 
 
-def _port(text: str, original: str) -> int:
+def _port(text: str, original: str, option: str) -> int:
     port = int(text)
     if not 1 <= port <= 65535:
-        raise UsageError(f"could not read port {original!r}: it must be from 1 to 65535", "try --port 8443")
+        example = "8080" if option == "--upstream" else "8443"
+        raise UsageError(f"could not read {option} {original!r}: a port must be from 1 to 65535",
+                         f"try {option} {example}")
     return port
 
 
-def parse_port(value: str) -> int:
+def parse_port(value: str, option: str = "--port") -> int:
     if not (value.strip().isascii() and value.strip().isdigit()):
-        raise UsageError(f"could not read port {value!r}: it must be a number from 1 to 65535", "try --port 8443")
-    return _port(value.strip(), value)
+        raise UsageError(f"could not read {option} {value!r}: it must be a number from 1 to 65535",
+                         f"try {option} 8443")
+    return _port(value.strip(), value, option)

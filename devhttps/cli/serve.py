@@ -58,6 +58,9 @@ def config(ns: argparse.Namespace) -> ServeConfig:
         if image is not None and not image.parent.is_dir():
             raise UsageError(f"could not write the QR code to {image}: the folder {image.parent} does not exist",
                              f"create it first (mkdir -p {image.parent}) or choose another file")
+    if ns.qr_png is not None and not _has_pillow():  # said before anything starts
+        raise UsageError(f"could not write the QR code to {ns.qr_png}: PNG output needs pillow, which is not "
+                         "installed", 'pip install "devhttps[png]" (or use --qr-svg FILE, which needs nothing more)')
     return ServeConfig(
         upstream=parse_upstream(ns.upstream) if ns.upstream else None,
         port=parse_port(ns.port) if ns.port is not None else DEFAULT_PORT,
@@ -67,6 +70,14 @@ def config(ns: argparse.Namespace) -> ServeConfig:
         names=tuple(ns.name), call=ns.call, quiet=ns.quiet, qr=not ns.no_qr,
         qr_invert=ns.qr_invert, qr_png=ns.qr_png, qr_svg=ns.qr_svg,
     )
+
+
+def _has_pillow() -> bool:
+    try:
+        import PIL  # noqa: F401  (its top level is light: the image code loads only when a PNG is written)
+    except ImportError:
+        return False
+    return True
 
 
 def run(ns: argparse.Namespace, opts: Globals, ui: UI, env: dict[str, str]) -> int:

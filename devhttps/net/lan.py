@@ -50,6 +50,7 @@ class LanPlan:
     hostname: str
     local_name: str | None
     cert_names: tuple[str, ...]
+    names: tuple[str, ...] = ()  # the extra names asked for (--name), in the order given
 
 
 def list_interfaces() -> list[Interface]:
@@ -207,7 +208,8 @@ def choose(
     extra = [short if local_name else "", local_name or "", host or "", *names]
     cert = ["localhost", "127.0.0.1", "::1", *addresses, *extra]
     cert_names = tuple(dict.fromkeys(_canonical(n) for n in cert if n))
-    return LanPlan(primary, addresses, short, local_name, cert_names)
+    asked = tuple(dict.fromkeys(_canonical(n) for n in names if n))
+    return LanPlan(primary, addresses, short, local_name, cert_names, asked)
 
 
 def _canonical(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,8 @@ class Addresses:
             hosts = ["localhost" if b in _LOOPBACK_NAMES else b for b in bound]
             connect = bound[0] if bound[0] != "localhost" else "127.0.0.1"
         else:
-            hosts = [h for h in (plan.primary, plan.local_name) if h and (not cert_names or h in cert_names)]
+            wanted = (plan.primary, plan.local_name, *plan.names)
+            hosts = [h for h in wanted if h and (not cert_names or h in cert_names)]
             hosts.append("localhost")
             connect = "127.0.0.1"
         unique = list(dict.fromkeys(hosts))
@@ -107,9 +109,15 @@ def describe_upstream(info: UpstreamInfo) -> str:
     return f"{name} at {info.url}" + ("" if name == "devhttps demo" else " (not Open WebUI)")
 
 
+LOOPBACK_ONLY = ("loopback only: phones cannot connect",
+                 "listen on every interface (leave out --bind) or on a LAN address to reach them")
+
+
 def show(ui: UI, cfg: Options, ready: Ready) -> None:
     app_path = cfg.app_path
     scan_url = ready.addresses.onboarding_url(ready.ca is not None, app_path)
+    if _is_loopback(scan_url):
+        ready = dataclasses.replace(ready, warnings=[*ready.warnings, LOOPBACK_ONLY])
     for message, hint in ready.warnings:
         ui.warning(message, hint)
     _write_qr_files(cfg, scan_url)
@@ -123,8 +131,16 @@ def show(ui: UI, cfg: Options, ready: Ready) -> None:
     else:
         ui.line(f"Certificate: {cfg.cert} (yours: phones must already trust it)")
     _show_qr(ui, cfg, scan_url, ready.ca is not None)
-    ui.line("   ".join(ui.style(u, "cyan") for u in ready.addresses.https_urls))
+    computer = "   ".join(ui.style(u, "cyan") for u in ready.addresses.https_urls)
+    ui.line(f"  {'on this computer:':<{_LABEL}}{computer}")
     ui.line(ui.style("Ctrl+C to stop", "dim"))
+
+
+_LABEL = len("on this computer:") + 1
+
+
+def _is_loopback(url: str) -> bool:
+    return url.split("//", 1)[1].startswith(("localhost", "127.", "[::1]"))
 
 
 def _ready_fields(ready: Ready, scan_url: str, app_path: str) -> dict[str, Any]:
@@ -144,8 +160,6 @@ def _ready_fields(ready: Ready, scan_url: str, app_path: str) -> dict[str, Any]:
 
 
 def _show_qr(ui: UI, cfg: Options, url: str, has_ca: bool) -> None:
-    if url.split("//", 1)[1].startswith(("localhost", "127.", "[::1]")):
-        ui.line("Loopback only: phones cannot connect (listen on every interface, the default, to reach them)")
     action = "scan the code" if cfg.qr else "open"
     if has_ca:
         ui.line(f"Phone: {action} (the first time it installs the certificate; after that it opens the app)")
@@ -158,7 +172,7 @@ def _show_qr(ui: UI, cfg: Options, url: str, has_ca: bool) -> None:
         text = qr.render_text(url, invert=cfg.qr_invert, ascii_only=not qr.can_encode_blocks(encoding),
                               ansi_colors=ui.color and not cfg.qr_invert)
         ui.line(text.rstrip("\n"))
-    ui.line(f"  {ui.style(url, 'bold')}")
+    ui.line(f"  {'phone scans:':<{_LABEL}}{ui.style(url, 'bold')}")
 
 
 def _write_qr_files(cfg: Options, url: str) -> None:

@@ -84,7 +84,7 @@ def write_png(data: str, path: Path | str, *, box_size: int = 10, border: int = 
     except ImportError:
         raise DevhttpsError(
             f"could not write the QR code to {path}: PNG output needs pillow, which is not installed",
-            "pip install pillow (or use --qr-svg FILE, which needs nothing extra)",
+            'pip install "devhttps[png]" (or use --qr-svg FILE, which needs nothing more)',
         ) from None
     _save(data, path, PilImage, box_size, border)
 

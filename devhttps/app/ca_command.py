@@ -25,6 +25,8 @@ def run(cfg: CAConfig, opts: Globals, ui: UI, env: dict[str, str]) -> int:
         return 0
     if cfg.action == "create":
         return _create(cfg, choice, ui)
+    if cfg.action == "show" and caroot.holds_ca(choice.path):
+        return _show_even_broken(choice, ui)
     ca, _ = ca_setup.obtain(choice, ui)
     if cfg.action == "show":
         _show(ca, ui)
@@ -67,8 +69,21 @@ def describe(ca: ca_mod.LocalCA) -> dict[str, object]:
     }
 
 
-def _show(ca: ca_mod.LocalCA, ui: UI) -> None:
+def _show_even_broken(choice: caroot.CARootChoice, ui: UI) -> int:
+    """`ca show` of an existing CA: the certificate is shown also when the key is broken, and that is said."""
+    ca, key_problem = ca_mod.inspect(choice.path, choice.source)
+    if key_problem is None:
+        _show(ca, ui)
+        return 0
+    _show(ca, ui, key_problem)
+    ui.error(key_problem)
+    return key_problem.exit_code
+
+
+def _show(ca: ca_mod.LocalCA, ui: UI, key_problem: DevhttpsError | None = None) -> None:
     info = describe(ca)
+    if key_problem is not None:
+        info["key_problem"] = key_problem.message
     if ui.json_mode:
         ui.event("ca", **info)
         return
@@ -82,7 +97,8 @@ def _show(ca: ca_mod.LocalCA, ui: UI) -> None:
         ("SHA-256", ca.fingerprint),
         ("Valid", f"{ca.cert.not_valid_before_utc:%Y-%m-%d} to {ca.cert.not_valid_after_utc:%Y-%m-%d} "
                   f"({days} days left)"),
-        ("Key", ca.key_description),
+        ("Key", ca.key_description if key_problem is None else
+         f"{ca.key_description}, {ui.style('BROKEN', 'red', 'bold')}: the key file cannot be used (below)"),
         ("Constraints", limits),
     ]
     for label, value in rows:

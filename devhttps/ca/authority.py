@@ -171,6 +171,20 @@ def load(folder: Path, source: str = "", now: dt.datetime | None = None) -> Loca
     return LocalCA(folder, source, cert, cert_pem, _pkcs8(key))
 
 
+def inspect(folder: Path, source: str = "") -> tuple[LocalCA, DevhttpsError | None]:
+    """The CA for showing it: its certificate also when only the key is broken, with what is wrong with the key.
+
+    A certificate that cannot be read raises as in :func:`load`. The returned CA cannot issue (no key).
+    """
+    try:
+        return load(folder, source), None
+    except DevhttpsError as problem:
+        cert_path = folder / ROOT_CERT
+        cert_pem = _read(cert_path)
+        cert = _parse_cert(cert_path, cert_pem, None)  # the certificate's own fault: raise that
+        return LocalCA(folder, source, cert, cert_pem, b""), problem
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()

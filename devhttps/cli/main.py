@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
@@ -62,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DevhttpsError as exc:
         if opts.debug:
             traceback.print_exc()
+        exc.hint = carry_options(exc.hint, opts)
         ui.error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -76,6 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ui.error(DevhttpsError(f"could not finish: unexpected {type(exc).__name__}: {exc}",
                                "run again with --debug for the traceback, and please report it"))
         return 1
+
+
+def carry_options(hint: str, opts: Globals) -> str:
+    """A hint that suggests a devhttps command gets the global options in use (the CA folder), so that
+    copying it acts on the same CA."""
+    if opts.caroot is None:
+        return hint
+    caroot = shlex.quote(str(opts.caroot))
+    return re.sub(r"`devhttps (?!--caroot)", f"`devhttps --caroot {caroot} ", hint)
 
 
 def _silence_stdout() -> None:

@@ -114,3 +114,30 @@ def test_a_der_file_is_recognised_as_not_pem(tmp_path, pair):
     der.write_bytes(b"\x30\x82\x01\x0a" + bytes(range(256)))
     error = run_cli("--json", "--demo", "--cert", str(der), "--key", str(key), "--port", str(free_port())).events()[-1]
     assert str(der) in error["message"] and "no PEM block" in error["message"]
+
+
+def _break_key(caroot):
+    assert run_cli("--caroot", str(caroot), "ca", "create").code == 0
+    key = caroot / "rootCA-key.pem"
+    key.chmod(0o600)
+    key.write_bytes(b"not a key\n")
+
+
+def test_a_hint_that_suggests_a_command_carries_the_ca_folder_in_use(tmp_path):
+    caroot = tmp_path / "my ca"
+    _break_key(caroot)
+    error = run_cli("--json", "--caroot", str(caroot), "ca", "export").events()[-1]
+    assert "is not a PEM private key" in error["message"]
+    assert f"`devhttps --caroot '{caroot}' ca create`" in error["hint"]
+
+
+def test_ca_show_shows_the_certificate_when_only_the_key_is_broken(tmp_path):
+    caroot = tmp_path / "ca"
+    _break_key(caroot)
+    result = run_cli("--json", "--caroot", str(caroot), "ca", "show")
+    shown, error = result.events()
+    assert result.code == 1
+    assert shown["event"] == "ca" and shown["ca_fingerprint"] and shown["subject"]
+    assert "is not a PEM private key" in shown["key_problem"] and error["event"] == "error"
+    text = run_cli("--caroot", str(caroot), "ca", "show")
+    assert "SHA-256" in text.out and "BROKEN" in text.out and "not a PEM private key" in text.err

@@ -17,23 +17,34 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        description="The local CA (mkcert-compatible). Created on first need.")
     casub = p.add_subparsers(dest="ca_action", metavar="ACTION", parser_class=Parser)
     casub.required = True
-    casub.add_parser("path", parents=[common], help="print the CA folder (CAROOT)")
-    casub.add_parser("show", parents=[common], help="subject, fingerprint, validity, key, constraints, origin")
-    create = casub.add_parser("create", parents=[common], help="create the CA now (never replaces an existing one)")
+    _action(casub, common, "path", "print the CA folder (CAROOT)")
+    _action(casub, common, "show", "subject, fingerprint, validity, key, constraints, origin")
+    create = _action(casub, common, "create", "create the CA now (never replaces an existing one)")
     create.add_argument("--unconstrained", action="store_true",
                         help="no name constraints: the CA may sign any name (a stolen key could impersonate any site)")
     create.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa",
                         help="root key type (default ecdsa P-256)")
-    export = casub.add_parser("export", parents=[common], help="write the CA certificate for a phone or browser")
-    export.add_argument("--format", dest="export_format", choices=("pem", "der", "mobileconfig"), default="pem")
+    export = _action(casub, common, "export", "write the CA certificate for a phone or browser")
+    export.add_argument("--format", dest="export_format", choices=("pem", "der", "mobileconfig"), default="pem",
+                        help="pem (browsers, Linux), der (Android's ca.crt) or mobileconfig (an iOS profile); "
+                             "default: %(default)s")
     export.add_argument("-o", "--output", metavar="FILE", type=Path, help="file to write (default: stdout)")
-    cert = casub.add_parser("cert", parents=[common],
-                            help="issue a certificate for other servers (mkcert-style files)")
-    cert.add_argument("names", metavar="NAME_OR_IP", nargs="+")
+    cert = _action(casub, common, "cert", "issue a certificate for other servers (mkcert-style files)")
+    cert.add_argument("names", metavar="NAME_OR_IP", nargs="+",
+                      help="the names and addresses the certificate is for, e.g. myapp.local 192.168.1.20 "
+                           "(a name-constrained CA signs only local names and private addresses)")
     cert.add_argument("-o", "--output", metavar="DIR", type=Path,
                       help="folder for the files (default: current folder)")
     cert.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa",
                       help="leaf key type (default ecdsa P-256)")
+
+
+def _action(casub: argparse._SubParsersAction, common: argparse.ArgumentParser,  # type: ignore[type-arg]
+            name: str, summary: str) -> argparse.ArgumentParser:
+    """One `ca` action: its one line in `devhttps ca --help`, and the same line atop its own --help."""
+    parser: argparse.ArgumentParser = casub.add_parser(name, parents=[common], help=summary,
+                                                       description=summary[0].upper() + summary[1:] + ".")
+    return parser
 
 
 def config(ns: argparse.Namespace) -> CAConfig:

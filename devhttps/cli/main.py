@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 import shlex
@@ -13,7 +14,7 @@ from types import ModuleType
 
 from devhttps import __version__
 from devhttps.app.config import Globals
-from devhttps.base.errors import DevhttpsError
+from devhttps.base.errors import DevhttpsError, UsageError
 from devhttps.cli import ca, serve
 from devhttps.cli.parser import EPILOG, Parser, early_globals, global_options, globals_from
 from devhttps.ui.console import UI, color_wanted
@@ -50,7 +51,16 @@ def _with_default_command(argv: list[str]) -> list[str]:
     rest = argv[i:]
     if rest and (rest[0] in COMMANDS or rest[0] in ("-h", "--help", "--version")):
         return argv
+    if rest and not rest[0].startswith("-"):  # `serve` takes no positional words: this was meant as a command
+        raise _unknown_command(rest[0])
     return [*argv[:i], serve.NAME, *rest]
+
+
+def _unknown_command(word: str) -> UsageError:
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    guess = f"did you mean `devhttps {close[0]}`? " if close else ""
+    return UsageError(f"unknown command {word!r}: the commands are {', '.join(COMMANDS)}",
+                      f"{guess}run `devhttps --help` for what each does")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -186,6 +186,12 @@ def _desktop(page: PageInput) -> str:
         "<li>macOS: <code>sudo security add-trusted-cert -d -r trustRoot "
         "-k /Library/Keychains/System.keychain ca.pem</code></li>"
         "<li>Windows: <code>certutil -user -addstore Root ca.crt</code></li>"
+        # Chrome and Chromium on Linux read the user's NSS database, not the system store (certutil comes with
+        # Debian/Ubuntu's libnss3-tools, Fedora's nss-tools); curl, Python and the like read the system store.
+        '<li>Linux, Chrome/Chromium: <code>certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n devhttps -i ca.pem</code>'
+        "</li>"
+        "<li>Linux, system (curl, Python, …): <code>sudo cp ca.pem /usr/local/share/ca-certificates/devhttps.crt "
+        "&amp;&amp; sudo update-ca-certificates</code></li>"
         '<li>Firefox: <span class="path">Settings \u2192 Privacy &amp; Security \u2192 Certificates \u2192 '
         "View Certificates \u2192 Authorities \u2192 Import</span></li></ul></section>"
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import redirect_stdout
 
 import pytest
 import trustme
@@ -141,3 +143,41 @@ def test_ca_show_shows_the_certificate_when_only_the_key_is_broken(tmp_path):
     assert "is not a PEM private key" in shown["key_problem"] and error["event"] == "error"
     text = run_cli("--caroot", str(caroot), "ca", "show")
     assert "SHA-256" in text.out and "BROKEN" in text.out and "not a PEM private key" in text.err
+
+
+@pytest.mark.parametrize("word, guess", [("ngrok", None), ("serv", "devhttps serve"), ("cA", None)])
+def test_an_unknown_command_says_so_and_lists_the_commands(word, guess):
+    result = run_cli("--json", word)
+    error = result.events()[-1]
+    assert result.code == 2 and error["message"].startswith(f"unknown command {word!r}")
+    assert "serve, ca" in error["message"] and "unrecognized" not in error["message"]
+    assert (guess in error["hint"]) if guess else "did you mean" not in error["hint"]
+
+
+def test_an_option_value_is_not_taken_for_a_command():
+    assert run_cli("--json", "--upstream", "notacommand:8080", "--wait", "nan").code == 2  # (--wait refused)
+
+
+def _help(*words: str) -> str:
+    from devhttps.cli import main
+
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit) as exit_:  # argparse's --help exits 0 by itself
+        main([*words, "--help"])
+    assert exit_.value.code == 0
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("action", ["path", "show", "create", "export", "cert"])
+def test_every_ca_action_has_a_one_line_description(action):
+    listing = _help("ca")
+    own = _help("ca", action).split("\n\n")
+    line = next(l for l in listing.splitlines() if l.strip().startswith(action + " "))
+    assert len(line.split(None, 1)) == 2  # the action and its summary, in `ca --help`
+    assert own[1].strip() and "\n" not in own[1].strip().replace("\n ", " ")  # a description atop its own help
+
+
+def test_export_format_and_cert_names_are_explained_with_defaults():
+    export = _help("ca", "export")
+    assert "mobileconfig (an iOS profile)" in export and "default: pem" in export
+    assert "myapp.local 192.168.1.20" in " ".join(_help("ca", "cert").split())

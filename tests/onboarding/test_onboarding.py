@@ -343,3 +343,9 @@ class _Collector(HTMLParser):
     def handle_endtag(self, tag):
         assert self.open_tags and self.open_tags[-1] == tag, (tag, self.open_tags)
         self.open_tags.pop()
+
+
+def test_the_desktop_page_gives_linux_steps_for_chromium_and_the_system_store(info):
+    text = page_text(info, LINUX_FIREFOX)
+    assert 'certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n devhttps -i ca.pem' in text
+    assert "update-ca-certificates" in text and "/usr/local/share/ca-certificates/devhttps.crt" in text

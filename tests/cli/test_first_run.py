@@ -75,7 +75,8 @@ def test_upstream_name_that_does_not_resolve_is_an_error_at_once(tmp_path):
 
 def test_bind_to_an_address_this_machine_lacks_says_so(tmp_path):
     # 192.0.2.99 (TEST-NET-1) is outside the CA's names too: the address problem must be what is said.
-    result = run_cli("--json", "--demo", "--bind", "192.0.2.99", "--port", str(free_port()), "--caroot", str(tmp_path / "ca"))
+    result = run_cli("--json", "--demo", "--bind", "192.0.2.99", "--port", str(free_port()),
+                     "--caroot", str(tmp_path / "ca"))
     error = result.events()[-1]
     assert result.code == 1 and error["event"] == "error"
     assert "192.0.2.99" in error["message"] and "not an address of this machine" in error["message"]
@@ -106,7 +107,8 @@ def test_swapped_cert_and_key_are_called_swapped(pair):
 
 def test_a_key_file_that_holds_no_key_is_named(tmp_path, pair):
     cert, _ = pair
-    error = run_cli("--json", "--demo", "--cert", str(cert), "--key", str(cert), "--port", str(free_port())).events()[-1]
+    port = str(free_port())
+    error = run_cli("--json", "--demo", "--cert", str(cert), "--key", str(cert), "--port", port).events()[-1]
     assert str(cert) in error["message"] and "--key" in error["message"] and "CERTIFICATE" in error["message"]
 
 
@@ -172,7 +174,7 @@ def _help(*words: str) -> str:
 def test_every_ca_action_has_a_one_line_description(action):
     listing = _help("ca")
     own = _help("ca", action).split("\n\n")
-    line = next(l for l in listing.splitlines() if l.strip().startswith(action + " "))
+    line = next(row for row in listing.splitlines() if row.strip().startswith(action + " "))
     assert len(line.split(None, 1)) == 2  # the action and its summary, in `ca --help`
     assert own[1].strip() and "\n" not in own[1].strip().replace("\n ", " ")  # a description atop its own help
 

@@ -12,28 +12,32 @@ from __future__ import annotations
 import asyncio
 import re
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from devhttps.base import _compat
 from devhttps.proxy import http1, pages, upgrade
-from devhttps.proxy.client_end import BODY, CLOSED, HEAD, SINK_DISCARD, SINK_UP, SINK_WAIT, TUNNEL, Ending
-from devhttps.proxy.client_plain import Shortcut
+from devhttps.proxy.client_end import Ending
+from devhttps.proxy.client_plain import GeneralWay, Shortcut
+from devhttps.proxy.connstate import BODY, CLOSED, HEAD, SINK_DISCARD, SINK_UP, SINK_WAIT, TUNNEL
+from devhttps.proxy.core import Core
+from devhttps.proxy.framing import BadFraming, Tracker
 from devhttps.proxy.local import header, local_answer
+from devhttps.proxy.pool import READ_SIZE, UpstreamConnection, connect_error
 from devhttps.proxy.types import LocalResponse
-from devhttps.proxy.pool import connect_error, small_reads
-
-match_plain_request = http1.match_plain_request  # (a global: one attribute lookup less per request)
 
 if TYPE_CHECKING:
-    from devhttps.proxy.core import Core
-    from devhttps.proxy.pool import UpstreamConnection
+    from devhttps.proxy.connstate import ConnState
+
+match_plain_request = http1.match_plain_request  # (a global: one attribute lookup less per request)
 
 PIPELINE_LIMIT = 1024 * 1024  # buffered bytes of later requests before reading pauses
 
 
 class ClientConnection(Shortcut, Ending, asyncio.Protocol):
-    def __init__(self, core: "Core", tls: bool, client_ip: str, port: int) -> None:
+    transport: asyncio.Transport  # from connection_made on (the server tracks a connection from then)
+
+    def __init__(self, core: Core, tls: bool, client_ip: str, port: int) -> None:
         self.core, self.tls, self.client_ip, self.port = core, tls, client_ip, port
-        self.transport: asyncio.Transport | None = None
         self.state = HEAD
         self.buf = bytearray()
         self.active = True  # any traffic since the last timeout sweep
@@ -42,18 +46,18 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         self.writes_paused = False
         self.up: UpstreamConnection | None = None  # serving the current request
         self.kept: UpstreamConnection | None = None  # the last request's, idle, kept for the next (see UpstreamPool)
-        self.connecting: asyncio.Task | None = None
+        self.connecting: asyncio.Task[None] | None = None
         self.pipe: upgrade.PipeEnd | None = None  # after a 101: the app's end of the pipe
         self._looping = False
         self.fwd: tuple[bytes, bytes] = (b"", b"")  # this connection's X-Forwarded-* lines (connection_made)
         # Plain requests may take the shortcut (_send_plain) unless their path is one of these (raw bytes), the
         # hook's; None: none may (every request goes to the hook, or is redirected to https).
-        self.shortcut: frozenset | None = None
+        self.shortcut: frozenset[bytes] | None = None
         self._reset()
 
     def _reset(self) -> None:
         self.req: http1.Request | None = None
-        self.req_body: http1.Tracker | None = None
+        self.req_body: Tracker | None = None
         self.body_done = self.resp_done = self.resp_started = self.retried = False
         self.close_after = False
         self.sink = SINK_WAIT
@@ -62,12 +66,12 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
 
     # -- asyncio callbacks ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = tr = cast(asyncio.Transport, transport)  # (a stream server makes stream transports)
         if not self.client_ip:  # accepted by the loop itself (no peeking listener)
-            peer = transport.get_extra_info("peername") or ("?",)
+            peer = tr.get_extra_info("peername") or ("?",)
             self.client_ip = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
-        transport.set_write_buffer_limits(high=self.core.high_water)  # type: ignore[attr-defined]
-        small_reads(transport)  # plain HTTP on the stdlib loop
+        tr.set_write_buffer_limits(high=self.core.high_water)
+        _compat.small_reads(tr, READ_SIZE)  # plain HTTP on the stdlib loop
         self.idle_since = self.core.loop.time()
         self.core.connections.add(self)
         self.fwd = http1.forward_parts(self.client_ip, self.tls, self.port)
@@ -119,12 +123,12 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writes_paused = True
-        if self.up is not None and self.up.transport is not None:
+        if self.up is not None:
             self.up.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.writes_paused = False
-        if self.up is not None and self.up.transport is not None:
+        if self.up is not None:
             self.up.transport.resume_reading()
 
     # -- request heads --------------------------------------------------------
@@ -157,7 +161,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         self._start_request(head)
         return True
 
-    def _start_request(self, head: bytes, plain: re.Match | None = None) -> None:
+    def _start_request(self, head: bytes, plain: re.Match[bytes] | None = None) -> None:
         core = self.core
         if core.on_request is not None:
             self.started = perf_counter()  # (uvloop's loop.time() has only millisecond resolution)
@@ -174,7 +178,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
             if local is not None:
                 self._answer_locally(local)
                 return
-        self._forward()
+        self._forward(req)
 
     def _refuse(self, status: int, detail: str) -> None:
         """A head we cannot read: answer, then close (the stream position is lost)."""
@@ -186,24 +190,25 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         self._close_softly()
 
     def _answer_locally(self, resp: LocalResponse) -> None:
-        req = self.req
-        if not self.body_done and (req.expect_continue or self.resp_started):
+        req = self.req  # (set: a request is in progress)
+        if not self.body_done and (self.resp_started or (req is not None and req.expect_continue)):
             self.close_after = True  # the client waits for 100 or has sent part of the body: end it here
         self.resp_started = True
         self.status, self.nbytes = resp.status, len(resp.body)
-        self.transport.write(pages.serialize(resp, close=self.close_after, head_only=req.method == "HEAD"))
+        method = req.method if req is not None else "GET"
+        self.transport.write(pages.serialize(resp, close=self.close_after, method=method))
         self.sink, self.resp_done = SINK_DISCARD, True
         self._pump_buffered()
         self._maybe_finish()
 
     # -- forwarding -------------------------------------------------------------
-    def _forward(self) -> None:
-        self.up_head = http1.upstream_head(self.req, self.client_ip, self.tls, self.port, self.fwd)
+    def _forward(self, req: http1.Request) -> None:
+        self.up_head = http1.upstream_head(req, self.client_ip, self.tls, self.port, self.fwd)
         up, self.kept = self.kept, None
         if up is None or up.transport.is_closing():  # (the app may have closed it while it was idle)
             up = self.core.pool.take()
         if up is not None:
-            self._attach(up)
+            self._attach(up, req)
         else:
             self._connect()
 
@@ -221,19 +226,20 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
                 self._bad_gateway(connect_error(exc))
             return
         self.connecting = None
-        if self.state != BODY:
+        req = self.req
+        if self.state != BODY or req is None:  # (a request in progress has its req)
             up.release(reusable=True)
             return
         self._resume("connect")
-        self._attach(up)
+        self._attach(up, req)
 
-    def _attach(self, up: "UpstreamConnection") -> None:
+    def _attach(self, up: UpstreamConnection, req: http1.Request) -> None:
         self.up = up
-        up.send_request(self, self.up_head, self.req.method)
+        up.send_request(self, self.up_head, req.method)
         if self.writes_paused:
             up.transport.pause_reading()
         self.sink = SINK_UP
-        if self.buf and not self.req.upgrade:
+        if self.buf and not req.upgrade:
             self._pump_buffered()
 
     def _pump_buffered(self) -> None:
@@ -244,14 +250,18 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         self._feed_body(data)
 
     def _feed_body(self, data: bytes) -> None:
+        body = self.req_body
+        if body is None:  # (never: a body still to come has its tracker)
+            return
         try:
-            used = self.req_body.feed(data)  # type: ignore[union-attr]
-        except http1.BadFraming as exc:
+            used = body.feed(data)
+        except BadFraming as exc:
             self._body_broken(str(exc))
             return
-        if self.sink == SINK_UP:
-            self.up.write(data if used == len(data) else data[:used])  # type: ignore[union-attr]
-        if self.req_body.done:  # type: ignore[union-attr]
+        up = self.up
+        if self.sink == SINK_UP and up is not None:  # (SINK_UP: up is set)
+            up.write(data if used == len(data) else data[:used])
+        if body.done:
             self.body_done = True
             if used < len(data):
                 self.buf += data[used:]
@@ -266,21 +276,23 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
 
     # -- callbacks from the upstream connection --------------------------------
     def on_interim(self, raw: bytes) -> None:
-        if self.req.version == "HTTP/1.1":  # 100 Continue and friends mean nothing to HTTP/1.0
+        req = self.req
+        if req is not None and req.version == "HTTP/1.1":  # 100 Continue and friends mean nothing to HTTP/1.0
             self.transport.write(raw)
 
     def on_switch(self, resp: http1.Response, rest: bytes) -> None:
-        if not self.req.upgrade:
+        req, up = self.req, self.up
+        if req is None or up is None or not req.upgrade:
             self.on_upstream_lost("the app switched protocols without being asked")
             return
-        self.status, self.state, up = 101, TUNNEL, self.up
+        self.status, self.state = 101, TUNNEL
         self.up = None
         self.transport.write(resp.raw)
         self._log(101)
         pending, self.buf = bytes(self.buf), bytearray()
         up.owner = None
         self.pipe = upgrade.splice(self.transport, up.transport, pending_up=pending, pending_down=rest,
-                                   on_close=lambda: self.core.connections.discard(self), websocket=self.req.websocket)
+                                   on_close=lambda: self.core.connections.discard(self), websocket=req.websocket)
 
     def on_whole_response(self, resp: http1.Response, data: bytes, body_size: int) -> None:
         """The usual answer: ``data`` is its head and its whole body, as the app sent them."""
@@ -291,7 +303,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         self.transport.write(data)
         self.on_response_end(not resp.close)
 
-    def on_response(self, resp: http1.Response, body: http1.Tracker | None, first: bytes) -> None:
+    def on_response(self, resp: http1.Response, body: Tracker | None, first: bytes) -> None:
         self.resp_started, self.status = True, resp.status
         if body is not None and body.until_close:
             self.close_after = True
@@ -317,7 +329,9 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         if self.resp_started:  # died mid-answer: pass on what came, then end the connection (no made-up ending)
             self._close()
             return
-        if up is not None and up.reused and not up.received and self.req.body is None and not self.retried:
+        req = self.req
+        if (up is not None and up.reused and not up.received and req is not None and req.body is None
+                and not self.retried):
             self.retried = True  # a pooled connection the app had just closed: try once on a fresh one
             self._connect()
             return
@@ -357,27 +371,6 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
             self.core.log(self.client_ip, method or (req.method if req else "-"),
                           path or (req.target.split("?", 1)[0] if req else "-"), status, self.nbytes, self.started)
 
-    def _drop_upstream(self, reusable: bool) -> None:
-        up, self.up = self.up, None
-        if self.pauses:
-            self._resume("upstream")
-        if up is not None:
-            if up.transport is not None and not up.transport.is_reading():
-                up.transport.resume_reading()
-            if up.detach(reusable):
-                if self.kept is None and not self.close_after and not self.core.closing:
-                    self.kept = up  # for this client's next request
-                else:
-                    self.core.pool.put(up)
-        if self.connecting is not None:
-            self.connecting.cancel()
-            self.connecting = None
-
-    def _return_kept(self) -> None:
-        kept, self.kept = self.kept, None
-        if kept is not None:
-            self.core.pool.put(kept)  # (closed instead, when it is closing or the pool is full or shut)
-
     def _pause(self, reason: str) -> None:
         if not self.pauses and self.state < TUNNEL:
             self.transport.pause_reading()
@@ -388,3 +381,11 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
             self.pauses.discard(reason)
             if not self.pauses and self.state < TUNNEL:
                 self.transport.resume_reading()
+
+
+class GeneralConnection(GeneralWay, ClientConnection):
+    """A client connection without the shortcut (DEVHTTPS_SHORTCUT=0, see client_plain.py)."""
+
+
+if TYPE_CHECKING:  # ClientConnection is what its mixins take it for (a drifted field fails here too)
+    _conforms: type[ConnState] = ClientConnection

@@ -1,44 +1,46 @@
-"""How a client connection ends: closing it, its idle and stalled timeouts, and the server's shutdown.
+"""How a client connection ends: closing it, letting go of its upstream connections, its idle and stalled
+timeouts, and the server's shutdown.
 
 A mixin of :class:`devhttps.proxy.client.ClientConnection`, apart only so that each file stays readable;
-it works on that class's state (see its ``__init__``) and calls its ``_drop_upstream``, ``_return_kept``,
-``_log`` and ``_answer_locally``.
+it works on the connection's state as :class:`devhttps.proxy.connstate.ConnState` declares it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from devhttps.proxy import pages
+from devhttps.proxy.connstate import BODY, CLOSED, DRAIN, HEAD, TUNNEL, ConnState
 
-if TYPE_CHECKING:
-    import asyncio
-
-    from devhttps.proxy.core import Core
-    from devhttps.proxy.upgrade import PipeEnd
-
-# The states of a client connection, in the order it goes through them.
-HEAD, BODY, TUNNEL, DRAIN, CLOSED = range(5)
-# Where the body of the request in progress goes: nowhere yet, up to the app, or away (answered locally).
-SINK_WAIT, SINK_UP, SINK_DISCARD = range(3)
 DRAIN_TIMEOUT = 2.0  # seconds a closing connection may take to read what it was sent
 
 
 class Ending:
-    core: "Core"
-    transport: "asyncio.Transport"
-    state: int
-    pipe: "PipeEnd | None"
-    req: Any
-    buf: bytearray
-    pauses: set[str]
-    active: bool
-    idle_since: float
-    close_after: bool
-    resp_started: bool
-    status: int
+    # Fields are written through ``conn`` where ``self.x = ...`` would be taken for a field of the mixin's own,
+    # for the type checker (see connstate.py).
+    def _drop_upstream(self: ConnState, reusable: bool) -> None:
+        """The request is done with its upstream connection: keep it for the next (when ``reusable``), or not."""
+        conn = self
+        up, conn.up = conn.up, None
+        if conn.pauses:
+            conn._resume("upstream")
+        if up is not None:
+            if not up.transport.is_reading():
+                up.transport.resume_reading()
+            if up.detach(reusable):
+                if conn.kept is None and not conn.close_after and not conn.core.closing:
+                    conn.kept = up  # for this client's next request
+                else:
+                    conn.core.pool.put(up)
+        if conn.connecting is not None:
+            conn.connecting.cancel()
+            conn.connecting = None
 
-    def _close_softly(self) -> None:
+    def _return_kept(self: ConnState) -> None:
+        conn = self
+        kept, conn.kept = conn.kept, None
+        if kept is not None:
+            conn.core.pool.put(kept)  # (closed instead, when it is closing or the pool is full or shut)
+
+    def _close_softly(self: ConnState) -> None:
         """Close after the answer is flushed; on plain TCP half-close first so the client reads it all."""
         self._drop_upstream(reusable=False)
         self._return_kept()
@@ -50,27 +52,27 @@ class Ending:
         else:
             self.transport.close()
 
-    def _log_unfinished(self) -> None:
+    def _log_unfinished(self: ConnState) -> None:
         if self.state == BODY and self.req is not None:
             self._log(self.status if self.resp_started else 499)  # 499: the client went away first (as nginx)
 
-    def _teardown(self) -> None:
+    def _teardown(self: ConnState) -> None:
         """The connection ends: log an unfinished request, let go of the upstream connections."""
         self._log_unfinished()
         self.state = CLOSED
         self._drop_upstream(reusable=False)
         self._return_kept()
 
-    def _close(self) -> None:
+    def _close(self: ConnState) -> None:
         self._teardown()
         self.transport.close()
 
-    def _abort(self) -> None:
+    def _abort(self: ConnState) -> None:
         self._teardown()
         self.transport.abort()
 
     # -- called by the server ---------------------------------------------------
-    def check_timeout(self, now: float) -> None:
+    def check_timeout(self: ConnState, now: float) -> None:
         """Called about once a second; ``active`` is set by traffic in either direction."""
         if self.active:
             self.active, self.idle_since = False, now
@@ -89,19 +91,19 @@ class Ending:
                 self._answer_locally(pages.plain_error(504, "the app did not answer in time"))
 
     @property
-    def busy(self) -> bool:
+    def busy(self: ConnState) -> bool:
         """Still has a request or unsent bytes; a drained connection in lingering close does not count."""
         return self.state < DRAIN or (self.state == DRAIN and self.transport.get_write_buffer_size() > 0)
 
-    def begin_shutdown(self) -> None:
+    def begin_shutdown(self: ConnState) -> None:
         if self.state == HEAD and not self.buf:
             self._close()
         elif self.state == BODY:
             self.close_after = True
-        elif self.state == TUNNEL:
+        elif self.state == TUNNEL and self.pipe is not None:  # (a tunnel always has its pipe)
             self.pipe.go_away()  # a WebSocket gets a close frame; either way the pipe closes both sides
 
-    def kill(self) -> None:
+    def kill(self: ConnState) -> None:
         self._teardown()
         self.transport.abort()
         self.core.connections.discard(self)

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING, Callable
+from typing import Protocol
 
-from devhttps.proxy.types import Hook, RequestLog, hook_tls_paths
 from devhttps.proxy.pool import UpstreamPool
+from devhttps.proxy.types import Hook, RequestLog, hook_tls_paths
 
-if TYPE_CHECKING:
-    from devhttps.proxy.client import ClientConnection
+
+class Served(Protocol):
+    """What the server does with each client connection it tracks (see client.ClientConnection)."""
+
+    @property
+    def busy(self) -> bool: ...
+    def check_timeout(self, now: float) -> None: ...
+    def begin_shutdown(self) -> None: ...
+    def kill(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -28,15 +36,18 @@ class Core:
     upstream_timeout: float = 300.0  # no byte either way while a request is in flight
     high_water: int = 512 * 1024  # write buffer size at which the other side stops reading
     closing: bool = False
-    connections: set["ClientConnection"] = field(default_factory=set)
-    hook_tls_paths: frozenset | None = field(init=False, default=None)  # from the hook, see types.Hook
-    hook_tls_targets: frozenset | None = field(init=False, default=None)  # the same as raw request bytes
+    connections: set[Served] = field(default_factory=set)
+    hook_tls_paths: frozenset[str] | None = field(init=False, default=None)  # from the hook, see types.Hook
+    hook_tls_targets: frozenset[bytes] | None = field(init=False, default=None)  # the same as raw request bytes
+    # The shortcut's two halves at work (client_plain.py; ProxyServer.stats): one increment each on its path.
+    shortcut_requests: int = field(init=False, default=0)
+    shortcut_answers: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.hook_tls_paths = hook_tls_paths(self.hook)
         if self.hook_tls_paths is not None:
             # A request target is read as latin-1: a path that has no latin-1 form can never be asked for.
-            self.hook_tls_targets = frozenset(_latin1(p) for p in self.hook_tls_paths) - {None}
+            self.hook_tls_targets = frozenset(t for t in map(_latin1, self.hook_tls_paths) if t is not None)
 
     def report(self, message: str) -> None:
         if self.on_error is not None:
@@ -47,14 +58,20 @@ class Core:
 
     def log(self, client: str, method: str, path: str, status: int, nbytes: int, started: float) -> None:
         """One finished request to on_request; ``started`` is the perf_counter() time its head arrived."""
+        on_request = self.on_request
+        if on_request is None:  # (callers check first: this only tells the type checker)
+            return
         try:
-            self.on_request(RequestLog(client, method, path, status, nbytes, (perf_counter() - started) * 1000.0))
+            on_request(RequestLog(client, method, path, status, nbytes, (perf_counter() - started) * 1000.0))
         except Exception as exc:
             self.report(f"request log failed: {type(exc).__name__}: {exc}")
 
 
 def _latin1(path: object) -> bytes | None:
+    """``path`` as a request target's bytes; None for one no request can have (not a str, or not latin-1)."""
+    if not isinstance(path, str):
+        return None
     try:
-        return path.encode("latin-1")  # type: ignore[attr-defined]
-    except (AttributeError, UnicodeEncodeError):
+        return path.encode("latin-1")
+    except UnicodeEncodeError:
         return None

@@ -9,6 +9,17 @@ from __future__ import annotations
 MAX_CHUNK_LINE = 4096  # chunk-size line incl. extensions, and each trailer line
 
 
+def has_body(status: int, method: str = "GET") -> bool:
+    """Whether a response with ``status`` to a ``method`` request has a body (RFC 9112 6.3): none answers HEAD,
+    and a 1xx, 204 or 304 never has one, whatever its headers say. The one place this rule is written."""
+    return method != "HEAD" and status >= 200 and status != 204 and status != 304
+
+
+# has_body(status) by index, for every three-digit status: for the proxy's hot path, where a call would cost more
+# than the rule itself.
+BODY_STATUS = tuple(has_body(status) for status in range(1000))
+
+
 class BadFraming(Exception):
     """A body whose framing cannot be followed (bad chunk size, overlong line)."""
 

@@ -1,17 +1,16 @@
 """HTTP/1.1 message heads (RFC 9112), written for the proxy's hot path.
 
-Heads are parsed once into plain values. Bodies are never parsed for content, only tracked (see framing.py,
-whose trackers are read through this module too): which tracker a head asks for is decided here.
+Heads are parsed once into plain values. Bodies are never parsed for content, only tracked (see framing.py):
+which tracker a head asks for is decided here.
 """
 
 from __future__ import annotations
 
 import re
-import sys
+from typing import NoReturn
 
-from devhttps.proxy.framing import (  # noqa: F401  (bodies are read through this module too)
-    MAX_CHUNK_LINE, BadFraming, ChunkedTracker, LengthTracker, Tracker, UntilClose,
-)
+from devhttps.base._compat import POSSESSIVE
+from devhttps.proxy.framing import ChunkedTracker, LengthTracker, Tracker, UntilClose, has_body
 
 MAX_HEAD = 64 * 1024  # a larger header block is answered with 431
 
@@ -24,10 +23,8 @@ _FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*[^\r\n \t])?
 # a value has no control character but TAB (this also refuses obs-fold continuation lines and bare CR or LF).
 # Each repeat below ends at a byte it cannot take (":", " ", CR), so none ever needs to give bytes back: made
 # possessive (_P) they match exactly the same, without the engine saving backtracking points (measured: a third
-# less time for the usual response head). Possessive repeats came in Python 3.11, but before 3.11.5 one around a
-# group with a lookahead matched wrongly (https://github.com/python/cpython/issues/106052): with Debian 12's
-# 3.11.2 the usual request would not match, and "Transfer-Encoding:Host: a" would pass as a Host line.
-_P = b"+" if sys.version_info >= (3, 11, 5) else b""
+# less time for the usual response head), where the interpreter's possessive repeats are right (see _compat).
+_P = POSSESSIVE
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+" + _P
 _VALUE = rb"[\t\x20-\x7e\x80-\xff]*" + _P
 _TARGET = rb"[^\x00-\x20\x7f]+" + _P
@@ -57,8 +54,8 @@ _OTHER_RESPONSE_LINES = _lines_without(_RESPONSE_NAMES)
 _PLAIN_REQUEST = re.compile(rb"(" + _TOKEN + rb") (" + _TARGET + rb") HTTP/1\.1\r\n" + _OTHER_REQUEST_LINES
                             + rb"(?i:host):" + _OWS + rb"(" + _VALUE + rb")\r\n" + _OTHER_REQUEST_LINES + rb"\r\n")
 _PLAIN_RESPONSE = re.compile(rb"HTTP/1\.1 (\d\d\d)" + _REASON + rb"\r\n" + _OTHER_RESPONSE_LINES
-                             + rb"(?i:content-length):" + _OWS + rb"(\d{1,18})" + _OWS + rb"\r\n" + _OTHER_RESPONSE_LINES
-                             + rb"\r\n")
+                             + rb"(?i:content-length):" + _OWS + rb"(\d{1,18})" + _OWS + rb"\r\n"
+                             + _OTHER_RESPONSE_LINES + rb"\r\n")
 # Those headers of an unusual head, found in one pass (name, value).
 _MANAGED = re.compile(rb"\r\n(" + _REQUEST_NAMES + rb"):[ \t]*([^\r\n]*)", re.IGNORECASE)
 _RESPONSE_MANAGED = re.compile(rb"\r\n(" + _RESPONSE_NAMES + rb"):[ \t]*([^\r\n]*)", re.IGNORECASE)
@@ -90,14 +87,14 @@ class Request:
     keep_alive = True
     upgrade = False  # Connection: upgrade plus an Upgrade header
     expect_continue = False
-    body: "Tracker | None" = None  # None: no body
+    body: Tracker | None = None  # None: no body
     _special: dict[str, list[str]] | None = None
     _headers: list[tuple[str, str]] | None = None
 
-    def __init__(self, raw: bytes, start: int, method: str, target: str, host: bytes | None) -> None:
+    def __init__(self, raw: bytes, start: int, method: str, target: str, host: bytes) -> None:
         self.raw, self.start = raw, start  # raw: the head as received; start: where its header lines begin
         self.method, self.target = method, target
-        self.host = host  # the Host value as received (None: no Host header)
+        self.host = host  # the Host value as received, as a plain request is forwarded (b"": none, only in HTTP/1.0)
 
     def _manage(self, special: dict[str, list[str]], version: str) -> None:
         """Not plain: connection handling and body framing from the managed headers (lower-case names)."""
@@ -116,8 +113,8 @@ class Request:
     @property
     def special(self) -> dict[str, list[str]]:
         """The managed headers' values by lower-case name, in order."""
-        if self._special is None:
-            return {} if self.host is None else {"host": [self.host.decode("latin-1")]}
+        if self._special is None:  # a plain request: Host is its only managed header
+            return {"host": [self.host.decode("latin-1")]}
         return self._special
 
     @property
@@ -192,7 +189,7 @@ match_plain_request = _PLAIN_REQUEST.fullmatch
 match_plain_response = _PLAIN_RESPONSE.match
 
 
-def parse_request(head: bytes, plain: re.Match | None = None) -> Request:
+def parse_request(head: bytes, plain: re.Match[bytes] | None = None) -> Request:
     """Parse a request head (CRLFCRLF included, leading blank lines already dropped).
 
     ``plain``: what match_plain_request(head) returned, when the caller has it already.
@@ -204,7 +201,7 @@ def parse_request(head: bytes, plain: re.Match | None = None) -> Request:
     return _parse_any_request(head)
 
 
-def plain_request(head: bytes, plain: re.Match) -> Request:
+def plain_request(head: bytes, plain: re.Match[bytes]) -> Request:
     """The Request of a head that match_plain_request() matched (its method is not CONNECT)."""
     method, target, host = plain.groups()  # (header lines start after " HTTP/1.1\r\n", 11 bytes)
     return Request(head, plain.end(2) + 11, method.decode("ascii"), target.decode("latin-1"), host.rstrip(b" \t"))
@@ -223,12 +220,12 @@ def _parse_any_request(head: bytes) -> Request:
     if (hosts is None and minor == b"1") or (hosts is not None and len(hosts) > 1):
         raise BadRequest(400, "an HTTP/1.1 request needs exactly one Host header")  # RFC 9112 3.2
     req = Request(head, start + 2, method.decode("ascii"), target.decode("latin-1"),
-                  hosts[0].encode("latin-1") if hosts else None)
+                  hosts[0].encode("latin-1") if hosts else b"")
     req._manage(special, "HTTP/1.1" if minor == b"1" else "HTTP/1.0")
     return req
 
 
-def _refuse_request(text: str) -> None:
+def _refuse_request(text: str) -> NoReturn:
     """Raise the BadRequest that says what is wrong with a head _REQUEST_HEAD refused."""
     match = _REQUEST_LINE.match(text)
     if match is None:
@@ -284,9 +281,9 @@ def _parse_any_response(head: bytes) -> Response:
     return resp
 
 
-def response_body(resp: Response, method: str) -> "Tracker | None":
+def response_body(resp: Response, method: str) -> Tracker | None:
     """How the response body is framed: None for no body, UntilClose when only EOF ends it."""
-    if method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
+    if not has_body(resp.status, method):
         return None
     if resp.chunked:
         return ChunkedTracker()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from devhttps.proxy import http1, pages
+from devhttps.proxy.core import Core
 from devhttps.proxy.types import LocalResponse, RequestHead
 
-if TYPE_CHECKING:
-    from devhttps.proxy.core import Core
 
-
-def local_answer(core: "Core", req: http1.Request, tls: bool, client_ip: str, port: int,
+def local_answer(core: Core, req: http1.Request, tls: bool, client_ip: str, port: int,
                  transport: asyncio.Transport) -> LocalResponse | None:
     """None: forward upstream. Plain HTTP on a TLS listener that the hook leaves alone goes to https."""
     answer = _ask_hook(core, req, tls, client_ip, port)
@@ -21,7 +18,7 @@ def local_answer(core: "Core", req: http1.Request, tls: bool, client_ip: str, po
     return answer
 
 
-def _ask_hook(core: "Core", req: http1.Request, tls: bool, client_ip: str, port: int) -> LocalResponse | None:
+def _ask_hook(core: Core, req: http1.Request, tls: bool, client_ip: str, port: int) -> LocalResponse | None:
     if core.hook is None:
         return None
     if tls and core.hook_tls_paths is not None and req.target.partition("?")[0] not in core.hook_tls_paths:

@@ -6,22 +6,24 @@ import html
 import json
 from http import HTTPStatus
 
+from devhttps.proxy.framing import has_body
 from devhttps.proxy.types import LocalResponse
 
-_TEXT = (("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store"))
+_NO_STORE = ("Cache-Control", "no-store")
+_TEXT = (("Content-Type", "text/plain; charset=utf-8"), _NO_STORE)
 
 
-def serialize(resp: LocalResponse, *, close: bool, head_only: bool = False) -> bytes:
-    """A complete HTTP/1.1 response with Content-Length (and the body unless it answers HEAD)."""
+def serialize(resp: LocalResponse, *, close: bool, method: str = "GET") -> bytes:
+    """A complete HTTP/1.1 response to a ``method`` request: with Content-Length, and the body where it has one."""
     reason = resp.reason or _reason(resp.status)
     lines = [f"HTTP/1.1 {resp.status} {reason}"]
     lines.extend(f"{k}: {v}" for k, v in resp.headers if k.lower() not in ("content-length", "connection"))
-    if resp.status >= 200 and resp.status not in (204, 304):
+    if has_body(resp.status):  # (also in the answer to HEAD: the length its GET would have)
         lines.append(f"Content-Length: {len(resp.body)}")
     if close:
         lines.append("Connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only or resp.status in (204, 304) else head + resp.body
+    return head + resp.body if has_body(resp.status, method) else head
 
 
 def _reason(status: int) -> str:
@@ -67,7 +69,7 @@ def bad_gateway(upstream_url: str, cause: str, accept: str, hint: str = "") -> L
     hint = hint or "Start the app, then try again."
     if wants_json(accept):
         body = json.dumps({"error": "bad_gateway", "upstream": upstream_url, "detail": cause, "hint": hint})
-        return LocalResponse(502, body.encode(), (("Content-Type", "application/json"), ("Cache-Control", "no-store")))
+        return LocalResponse(502, body.encode(), (("Content-Type", "application/json"), _NO_STORE))
     url, why, hint = html.escape(upstream_url), html.escape(cause), html.escape(hint)
     page = (
         "<!doctype html><html><head><meta charset=utf-8>"
@@ -77,4 +79,4 @@ def bad_gateway(upstream_url: str, cause: str, accept: str, hint: str = "") -> L
         f"<h1>The app is not reachable</h1><p>devhttps could not reach <code>{url}</code>: {why}.</p>"
         f"<p>{hint}</p><p>Then reload this page.</p></body></html>"
     )
-    return LocalResponse(502, page.encode(), (("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")))
+    return LocalResponse(502, page.encode(), (("Content-Type", "text/html; charset=utf-8"), _NO_STORE))

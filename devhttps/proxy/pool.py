@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol, cast
 
+from devhttps.base import _compat
 from devhttps.proxy import http1
-
-if TYPE_CHECKING:
-    from devhttps.proxy.types import Origin
+from devhttps.proxy.framing import BODY_STATUS, BadFraming, Tracker
+from devhttps.proxy.types import Origin
 
 match_plain_response = http1.match_plain_response  # (a global: one attribute lookup less per answer)
 HIGH_WATER = 512 * 1024  # write buffer size at which the other side stops reading
@@ -26,11 +26,12 @@ RETRY_GAP = 0.2  # seconds between connection attempts while waiting for a resta
 class Owner(Protocol):
     """What an upstream connection reports to (see client.ClientConnection)."""
 
+    active: bool  # set by any byte from the app: the owner's timeout sweep reads it
     def on_interim(self, raw: bytes) -> None: ...
     def on_switch(self, resp: http1.Response, rest: bytes) -> None: ...
     def on_plain_response(self, status: int, data: bytes, body_size: int) -> None: ...
     def on_whole_response(self, resp: http1.Response, data: bytes, body_size: int) -> None: ...
-    def on_response(self, resp: http1.Response, body: http1.Tracker | None, first: bytes) -> None: ...
+    def on_response(self, resp: http1.Response, body: Tracker | None, first: bytes) -> None: ...
     def on_response_data(self, data: bytes) -> None: ...
     def on_response_end(self, reusable: bool) -> None: ...
     def on_upstream_lost(self, reason: str) -> None: ...
@@ -38,13 +39,14 @@ class Owner(Protocol):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    def __init__(self, pool: "UpstreamPool") -> None:
+    transport: asyncio.Transport  # from connection_made on: the pool hands out only connected ones
+
+    def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
-        self.transport: asyncio.Transport | None = None
         self.owner: Owner | None = None
         self.method = "GET"
         self.buf = bytearray()
-        self.body: http1.Tracker | None = None
+        self.body: Tracker | None = None
         self.reading_head = False
         self.received = False  # any byte of the current response arrived
         self.reused = False
@@ -63,7 +65,7 @@ class UpstreamConnection(asyncio.Protocol):
         """The owner is done with it. True: it can serve another request; False: it is closed."""
         self.owner = None
         self.reused = True
-        if reusable and not self.will_close and not self.buf and self.transport and not self.transport.is_closing():
+        if reusable and not self.will_close and not self.buf and not self.transport.is_closing():
             return True
         self.close()
         return False
@@ -75,14 +77,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.owner = None
-        if self.transport is not None:
-            self.transport.abort()
+        self.transport.abort()
 
     # -- asyncio callbacks ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.set_write_buffer_limits(high=HIGH_WATER)  # type: ignore[attr-defined]
-        small_reads(transport)
+        self.transport = tr = cast(asyncio.Transport, transport)  # (create_connection makes a stream transport)
+        tr.set_write_buffer_limits(high=HIGH_WATER)
+        _compat.small_reads(tr, READ_SIZE)  # plain HTTP on the stdlib loop
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -94,7 +95,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
             return
         self.received = True
-        owner.active = True  # type: ignore[attr-defined]
+        owner.active = True
         if not self.reading_head:
             self._body_data(owner, data)
             return
@@ -102,7 +103,7 @@ class UpstreamConnection(asyncio.Protocol):
             plain = match_plain_response(data)  # the usual answer with all of its body (see _parse_heads)
             if plain is not None:
                 length, status = int(plain[2]), int(plain[1])
-                if plain.end() + length == len(data) and status >= 200 and status != 204 and status != 304:
+                if plain.end() + length == len(data) and BODY_STATUS[status]:
                     self.reading_head = False
                     owner.on_plain_response(status, data, length)
                     return
@@ -112,7 +113,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.buf.clear()
         try:
             self._parse_heads(owner, data)
-        except (http1.BadRequest, http1.BadFraming) as exc:
+        except (http1.BadRequest, BadFraming) as exc:
             self._fail(f"the app sent an invalid response ({exc})")
 
     def _parse_heads(self, owner: Owner, data: bytes) -> None:
@@ -134,7 +135,7 @@ class UpstreamConnection(asyncio.Protocol):
                     return
                 owner.on_interim(resp.raw)
                 continue
-            if resp.length == len(data) - end and resp.status not in (204, 304) and self.method != "HEAD":
+            if resp.length == len(data) - end and BODY_STATUS[resp.status] and self.method != "HEAD":
                 # The usual small answer: the whole body came with its head, and ``data`` is all of it.
                 self.reading_head, self.will_close = False, resp.close
                 owner.on_whole_response(resp, data, resp.length)
@@ -150,7 +151,7 @@ class UpstreamConnection(asyncio.Protocol):
         if body is not None and rest:
             try:
                 used = body.feed(rest)
-            except http1.BadFraming as exc:
+            except BadFraming as exc:
                 self._fail(f"the app sent a broken chunked body ({exc})")
                 return
         # The head and the first body bytes leave in one write: one TLS record, one syscall.
@@ -165,7 +166,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         try:
             used = body.feed(data)
-        except http1.BadFraming as exc:
+        except BadFraming as exc:
             self._fail(f"the app sent a broken chunked body ({exc})")
             return
         owner.on_response_data(data if used == len(data) else data[:used])
@@ -207,14 +208,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.owner.pause_for_upstream(False)
 
 
-def small_reads(transport: asyncio.BaseTransport) -> None:
-    # asyncio's plain socket transport reads into a fresh 256 KiB bytes object: above glibc's mmap threshold,
-    # so every read maps and unmaps memory (measured: ~15 us per keep-alive request on this path).
-    # uvloop reads into a buffer of its own and has no such attribute.
-    if getattr(transport, "max_size", 0) > READ_SIZE:
-        transport.max_size = READ_SIZE  # type: ignore[attr-defined]
-
-
 def _upstream_tls() -> ssl.SSLContext:
     # An https upstream is the user's own local app, typically with a self-signed certificate:
     # the hop stays on this machine or LAN, so it is encrypted but not verified.
@@ -234,7 +227,7 @@ class UpstreamPool:
     client connection exists outside this list.
     """
 
-    def __init__(self, addr: "Origin", *, max_idle: int = 128, connect_timeout: float = 10.0,
+    def __init__(self, addr: Origin, *, max_idle: int = 128, connect_timeout: float = 10.0,
                  wait: float = 0.0) -> None:
         self.addr = addr
         self.max_idle = max_idle
@@ -246,7 +239,7 @@ class UpstreamPool:
     def take(self) -> UpstreamConnection | None:
         while self.idle:
             conn = self.idle.pop()
-            if conn.transport is not None and not conn.transport.is_closing():
+            if not conn.transport.is_closing():
                 return conn
         return None
 
@@ -270,7 +263,7 @@ class UpstreamPool:
         return conn
 
     def put(self, conn: UpstreamConnection) -> None:
-        if self.closed or len(self.idle) >= self.max_idle or conn.transport is None or conn.transport.is_closing():
+        if self.closed or len(self.idle) >= self.max_idle or conn.transport.is_closing():
             conn.close()
             return
         self.idle.append(conn)
@@ -278,7 +271,7 @@ class UpstreamPool:
     def discard(self, conn: UpstreamConnection) -> None:
         try:
             self.idle.remove(conn)
-        except ValueError:
+        except ValueError:  # not idle: in use, or never pooled
             pass
 
     def close_all(self) -> None:

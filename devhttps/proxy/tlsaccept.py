@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from devhttps.proxy.tlsconn import TLSTransport, close_quietly
 
@@ -28,7 +28,7 @@ class Handshake:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: ssl.SSLContext,
                  protocol: asyncio.Protocol, timeout: float | None,
-                 on_done: Callable[["Handshake", Optional[BaseException]], None]) -> None:
+                 on_done: Callable[[Handshake, BaseException | None], None]) -> None:
         self.loop, self.protocol, self.on_done = loop, protocol, on_done
         self.transport: TLSTransport | None = None  # set once the handshake is through: from then on it is in charge
         self.done = False
@@ -54,8 +54,11 @@ class Handshake:
         self._fail(asyncio.CancelledError())
 
     def _step(self) -> None:
+        sock = self._sock
+        if sock is None:  # (never: the loop calls this only once start() has made the socket)
+            return
         try:
-            self._sock.do_handshake()  # type: ignore[union-attr]
+            sock.do_handshake()
         except ssl.SSLWantReadError:
             self._wait(READ)
             return
@@ -66,7 +69,7 @@ class Handshake:
             self._fail(exc)
             return
         self._wait("")
-        transport = self.transport = TLSTransport(self.loop, self._sock, self.protocol)  # type: ignore[arg-type]
+        transport = self.transport = TLSTransport(self.loop, sock, self.protocol)
         try:
             self.protocol.connection_made(transport)
             transport._start()
@@ -109,15 +112,15 @@ class Handshake:
 async def accept_tls(loop: asyncio.AbstractEventLoop, raw: socket.socket, ctx: ssl.SSLContext,
                      protocol: asyncio.Protocol, timeout: float | None) -> TLSTransport:
     """A Handshake as a coroutine: the transport, or the handshake's exception raised here."""
-    result: asyncio.Future = loop.create_future()
+    result: asyncio.Future[TLSTransport] = loop.create_future()
 
     def on_done(handshake: Handshake, exc: BaseException | None) -> None:
         if result.done():
             return
-        if exc is None:
-            result.set_result(handshake.transport)
-        else:
+        if exc is not None:
             result.set_exception(exc)
+        elif handshake.transport is not None:  # (always, when there is no exception)
+            result.set_result(handshake.transport)
 
     handshake = Handshake(loop, raw, ctx, protocol, timeout, on_done)
     handshake.start()

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
-import socket
 import ssl
 from typing import Any
+
+from devhttps.base import _compat
 
 RECORD = 16 * 1024  # the most plaintext one TLS record carries: one SSL_read returns at most one record
 READS_PER_WAKE = 16  # bounds one connection's turn while a large upload streams in
@@ -30,12 +31,7 @@ CLOSE_TIMEOUT = 30.0  # a close waits this long for a peer that does not read, t
 def close_quietly(sock: ssl.SSLSocket) -> None:
     # Unread input makes close() send a reset, which a client reports as an error instead of a close:
     # read what already arrived (the rest of a garbled handshake) first.
-    for _ in range(16):
-        try:
-            if not socket.socket.recv(sock, RECORD):
-                break
-        except OSError:
-            break
+    _compat.drop_unread(sock, RECORD, 16)
     sock.close()
 
 
@@ -48,17 +44,13 @@ class TLSTransport(asyncio.Transport):
         super().__init__()
         self._loop, self._sock, self._protocol = loop, sock, protocol
         self._fd = sock.fileno()
-        # OpenSSL's read and write, called on the C object behind the SSLSocket: its Python methods only wrap
-        # them (two frames each, on every request; measured ~0.5 us of CPU per keep-alive request). Where
-        # that object is missing, the public methods do the same.
-        ssl_obj = getattr(sock, "_sslobj", None)
-        self._ssl_read = getattr(ssl_obj, "read", None) or sock.read
-        self._ssl_write = getattr(ssl_obj, "write", None) or sock.write
+        # OpenSSL's read and write, called on the C object behind the SSLSocket where there is one (see _compat).
+        self._ssl_read, self._ssl_write = _compat.ssl_io(sock)
         try:
             self._names = {"peername": sock.getpeername(), "sockname": sock.getsockname()}
         except OSError:
             self._names = {}
-        self._buffer: collections.deque = collections.deque()  # the head is the write in progress
+        self._buffer: collections.deque[bytes] = collections.deque()  # the head is the write in progress
         self._buffered = 0
         self._high, self._low = HIGH_WATER, HIGH_WATER // 4
         self._paused = False  # the protocol asked for no more data
@@ -331,4 +323,6 @@ class TLSTransport(asyncio.Transport):
         # Let go of OpenSSL's object now: the transport and its protocol refer to each other, so they wait for
         # the garbage collector, and would keep the whole TLS state (and its buffers) alive with them.
         self._ssl_read = self._ssl_write = _closed
-        self._loop.call_soon(self._protocol.connection_lost, exc)
+        # typeshed has connection_lost(Exception | None), yet asyncio's own transports pass it any exception a
+        # protocol raised (see _protocol_failed), as this one does.
+        self._loop.call_soon(self._protocol.connection_lost, exc)  # type: ignore[arg-type]

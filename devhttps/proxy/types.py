@@ -6,8 +6,8 @@ locally (onboarding pages, the trust probe, later an access gate for tunnels).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,22 @@ class RequestLog:
     ms: float  # from request head received to response complete
 
 
+@dataclass(frozen=True)
+class ProxyStats:
+    """Counts since the server started, to show that the usual keep-alive exchange takes the shortcut
+    (proxy/client_plain.py); both stay 0 with DEVHTTPS_SHORTCUT=0."""
+
+    shortcut_requests: int = 0  # requests sent upstream the short way
+    shortcut_answers: int = 0  # answers passed on whole the short way, each ending its exchange
+
+
 # Returns a response to answer locally, or None to forward (TLS) / redirect to https (plain HTTP).
 # A hook may carry ``tls_paths``, a frozenset of the only paths it answers over TLS: every other TLS
 # request then skips it, and the cost of a RequestHead with all its headers (see hook_tls_paths).
-Hook = Callable[[RequestHead], Optional[LocalResponse]]
+Hook = Callable[[RequestHead], LocalResponse | None]
 
 
-def hook_tls_paths(hook: Optional[Hook]) -> Optional[frozenset]:
+def hook_tls_paths(hook: Hook | None) -> frozenset[str] | None:
     """The paths ``hook`` wants to see over TLS; None: all of them."""
     paths = getattr(hook, "tls_paths", None)
     return frozenset(paths) if paths is not None else None

@@ -14,7 +14,7 @@ the connection: the browser sees a clean close, and Socket.IO reconnects.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 CLOSE_GOING_AWAY = b"\x88\x02\x03\xe9"  # FIN + close frame, 2-byte payload: status 1001
 
@@ -91,18 +91,19 @@ class PipeEnd(asyncio.Protocol):
                  frames: FrameTracker | None = None) -> None:
         self.transport = transport
         self.peer: PipeEnd | None = None
-        self.on_close = on_close
+        self.on_close: Callable[[], None] | None = on_close  # (None once called: it runs once for both ends)
         self.frames = frames  # on the app's end of a WebSocket: the frames going to the client
         self.ending = False  # going away: forward the frame in progress, then the close frame
 
     def data_received(self, data: bytes) -> None:
-        frames = self.frames
+        frames, peer = self.frames, self.peer
         if frames is not None:
             if self.ending:
-                self._end_after(data)
+                self._end_after(frames, data)
                 return
             frames.feed(data)
-        self.peer.transport.write(data)  # type: ignore[union-attr]
+        if peer is not None:  # (None once the pipe has closed: there is nowhere to send it)
+            peer.transport.write(data)
 
     def go_away(self) -> None:
         """The proxy stops: close the pipe, a WebSocket with a close frame after the frame in progress."""
@@ -110,14 +111,17 @@ class PipeEnd(asyncio.Protocol):
             self.transport.close()  # connection_lost closes the other side too
             return
         self.ending = True
-        self._end_after(b"")
+        self._end_after(self.frames, b"")
 
-    def _end_after(self, data: bytes) -> None:
-        used = self.frames.feed(data, stop=True)  # type: ignore[union-attr]
+    def _end_after(self, frames: FrameTracker, data: bytes) -> None:
+        used = frames.feed(data, stop=True)
+        peer = self.peer
+        if peer is None:  # the pipe has closed already
+            return
         if used:
-            self.peer.transport.write(data[:used])  # type: ignore[union-attr]
-        if self.frames.at_boundary and self.peer is not None:  # type: ignore[union-attr]
-            self.peer.transport.write(CLOSE_GOING_AWAY)
+            peer.transport.write(data[:used])
+        if frames.at_boundary:
+            peer.transport.write(CLOSE_GOING_AWAY)
             self.transport.close()  # the client's side closes after the close frame is flushed
 
     def eof_received(self) -> bool:

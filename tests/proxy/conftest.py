@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from devhttps.proxy.types import Origin
 from devhttps.proxy.server import ProxyServer, make_server_context
+from devhttps.proxy.types import Origin
 from tests.proxy.fake_upstream import FakeApp, start_fake
 from tests.proxy.http_client import Conn
 

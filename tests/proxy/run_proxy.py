@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from devhttps.proxy.types import Origin
 from devhttps.proxy.server import ProxyServer, make_server_context, serve
+from devhttps.proxy.types import Origin
 from tests.proxy.fake_upstream import FakeApp, start_fake
 
 

@@ -170,8 +170,8 @@ def test_plain_http_on_the_tls_port_is_redirected(harness):
 
 
 def test_hook_answers_locally_and_sees_the_head(certs):
-    from tests.proxy.conftest import Harness
     from devhttps.proxy.types import LocalResponse
+    from tests.proxy.conftest import Harness
 
     seen = []
 
@@ -197,8 +197,8 @@ def test_hook_answers_locally_and_sees_the_head(certs):
 
 
 def test_a_hook_with_tls_paths_sees_only_those_over_tls(certs):
-    from tests.proxy.conftest import Harness
     from devhttps.proxy.types import LocalResponse
+    from tests.proxy.conftest import Harness
 
     seen = []
 

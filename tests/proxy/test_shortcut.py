@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from devhttps.proxy.types import LocalResponse
+from devhttps.proxy.server import shortcut_enabled
+from devhttps.proxy.types import LocalResponse, ProxyStats
 from tests.proxy.conftest import Harness
 from tests.proxy.http_client import Conn
 
@@ -158,5 +159,73 @@ def test_a_hook_tls_path_without_a_latin1_form_costs_nothing(certs):
         c = Conn(h.port, h.certs.client_context(), timeout=5)
         assert [c.request(target=t).body for t in ("/hello", "/hello", "/probe")] == [b"hello /hello"] * 2 + [b"mine"]
         assert h.errors == []
+    finally:
+        h.close()
+
+
+# -- the shortcut at work: ProxyServer.stats ------------------------------------------------------------------------
+shortcut_on = pytest.mark.skipif(not shortcut_enabled(), reason="DEVHTTPS_SHORTCUT=0: this run takes the general way")
+
+
+def _stats(h: Harness) -> ProxyStats:
+    return h.call(lambda: h.proxy.stats)
+
+
+@shortcut_on
+def test_the_usual_exchange_takes_the_shortcut(harness):
+    assert _stats(harness) == ProxyStats(0, 0)
+    c = harness.client()
+    assert [c.request(target=f"/hello/{i}").status for i in range(3)] == [200] * 3
+    # The first request has no kept upstream connection yet: only its answer takes the short way.
+    assert _stats(harness) == ProxyStats(shortcut_requests=2, shortcut_answers=3)
+
+
+@shortcut_on
+def test_an_answer_to_head_goes_the_general_way(harness):
+    c = harness.client()
+    assert c.request(target="/hello/first").status == 200
+    for _ in range(2):
+        reply = c.request("HEAD", "/hello/b")
+        assert reply.status == 200 and reply.body == b"" and reply.header("content-length") == "14"
+    # A HEAD request is as plain as a GET and goes up the short way; its answer has no body to pass on whole.
+    assert _stats(harness) == ProxyStats(shortcut_requests=2, shortcut_answers=1)
+
+
+@shortcut_on
+def test_requests_for_the_hook_go_the_general_way(certs):
+    def hook(head):
+        return LocalResponse(200, b"mine") if head.path == "/probe" else None
+
+    hook.tls_paths = {"/probe"}
+    h = Harness(certs)
+    h.start_proxy(hook=hook)
+    try:
+        c = h.client()
+        assert [c.request(target=t).body for t in ("/hello", "/probe", "/probe")] == [b"hello /hello", b"mine", b"mine"]
+        assert _stats(h) == ProxyStats(shortcut_requests=0, shortcut_answers=1)
+        assert c.request(target="/hello").body == b"hello /hello"  # the upstream connection was kept meanwhile
+        assert _stats(h) == ProxyStats(shortcut_requests=1, shortcut_answers=2)
+    finally:
+        h.close()
+
+
+def test_plain_http_on_the_tls_port_never_takes_the_shortcut(harness):
+    c = Conn(harness.port, None)
+    assert [c.request(target="/a").status for _ in range(3)] == [301] * 3
+    assert _stats(harness) == ProxyStats(0, 0)
+
+
+@pytest.mark.parametrize("value", ["0", "off"])
+def test_switched_off_every_request_and_answer_goes_the_general_way(certs, monkeypatch, value):
+    monkeypatch.setenv("DEVHTTPS_SHORTCUT", value)
+    h = Harness(certs)
+    h.start_proxy()  # (the server reads the variable here, once)
+    monkeypatch.delenv("DEVHTTPS_SHORTCUT")
+    try:
+        c = h.client()
+        replies = [c.request(target="/headers?x=1", headers={"Cookie": "a=b"}) for _ in range(3)]
+        assert all(r.status == 200 and r.raw_head == replies[0].raw_head for r in replies)
+        assert len({r.body for r in replies}) == 1 and h.app.connections == 1
+        assert _stats(h) == ProxyStats(0, 0)
     finally:
         h.close()

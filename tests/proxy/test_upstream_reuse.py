@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 
-
 @pytest.fixture(params=["asyncio", "uvloop"])
 def loop_kind(request):
     return request.param

@@ -28,14 +28,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_clients import BenchError  # noqa: E402
-from bench_phases import QUICK, SMOKE, Phases, Plan  # noqa: E402
-from bench_profile import profile  # noqa: E402
-from bench_report import Results, check_table, checks, table  # noqa: E402
-from bench_targets import (  # noqa: E402
-    REPO, Target, direct, make_certs, start_devhttps, start_nginx, start_stunnel, start_upstream, stop_upstream,
+from bench_clients import BenchError
+from bench_phases import QUICK, SMOKE, Phases, Plan
+from bench_profile import profile
+from bench_report import Results, check_table, checks, table
+from bench_targets import (
+    REPO,
+    Target,
+    direct,
+    make_certs,
+    start_devhttps,
+    start_nginx,
+    start_stunnel,
+    start_upstream,
+    stop_upstream,
 )
-from bench_upstream import install_uvloop  # noqa: E402
+from bench_upstream import install_uvloop
 
 ALL = ("direct", "devhttps", "devhttps-asyncio", "nginx", "nginx-auto", "stunnel")
 FAULTS = (BenchError, OSError, ssl.SSLError, TimeoutError, RuntimeError, ValueError)

@@ -151,7 +151,8 @@ class Phases:
             raise RuntimeError(f"leak run finished {done.requests} requests")
         fds_after = _settled_fds(pid, fds)
         self.res.leak[t.name] = {"requests": p.leak_requests // 5 * 5, "per_conn": p.leak_per_conn,
-                                 "fds_before": fds, "fds_after": fds_after, "fd_growth": fds_after - fds, "rss_before_mib": rss / 1024,
+                                 "fds_before": fds, "fds_after": fds_after, "fd_growth": fds_after - fds,
+                                 "rss_before_mib": rss / 1024,
                                  "rss_growth_kib": memory_kib([pid]) - rss, "rss_samples_mib": samples}
 
 

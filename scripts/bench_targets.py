@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trustme
-
 from bench_clients import Endpoint
 from bench_configs import nginx_conf, stunnel_conf
 

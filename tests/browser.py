@@ -18,9 +18,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import pytest
 
@@ -48,7 +48,7 @@ _NAMED_CERT_ERROR = re.compile(r"net::ERR_CERT_[A-Z_]+")
 _HANDSHAKE_ERROR = re.compile(r"handshake failed;.*net_error (-2\d\d)\b")
 
 
-def chromium_path() -> Optional[str]:
+def chromium_path() -> str | None:
     """``$DEVHTTPS_TEST_CHROMIUM`` if set, else /usr/bin/chromium, else the first one on PATH."""
     chosen = os.environ.get("DEVHTTPS_TEST_CHROMIUM")
     if chosen:
@@ -80,7 +80,7 @@ def require_browser() -> str:
     return exe
 
 
-def cert_error_in(text: str) -> Optional[str]:
+def cert_error_in(text: str) -> str | None:
     """The first certificate error Chromium logged, as ``net::ERR_CERT_...``."""
     named = _NAMED_CERT_ERROR.search(text)
     if named:
@@ -97,8 +97,8 @@ class BrowserResult:
     stdout: str
     stderr: str
     dom: str  # the serialised DOM after load ("" in `until` mode or on a failed load)
-    cert_error: Optional[str]  # "net::ERR_CERT_..." if any certificate failed, else None
-    returncode: Optional[int] = None
+    cert_error: str | None  # "net::ERR_CERT_..." if any certificate failed, else None
+    returncode: int | None = None
     timed_out: bool = False
 
 
@@ -111,7 +111,7 @@ class Browser:
     _runs: int = field(default=0, repr=False)
 
     @classmethod
-    def create(cls, root: Path, exe: Optional[str] = None) -> "Browser":
+    def create(cls, root: Path, exe: str | None = None) -> Browser:
         exe = exe or require_browser()
         nssdb = root / ".pki" / "nssdb"
         nssdb.mkdir(parents=True)
@@ -132,7 +132,7 @@ class Browser:
         *,
         host_rules: tuple[str, ...] = DEFAULT_HOST_RULES,
         timeout: float = 30.0,
-        until: Optional[Callable[[], bool]] = None,
+        until: Callable[[], bool] | None = None,
         stop_on_cert_error: bool = True,
         extra_args: tuple[str, ...] = (),
     ) -> BrowserResult:
@@ -197,16 +197,20 @@ def _collect(proc: subprocess.Popen, timeout: float) -> BrowserResult:
 def _watch(proc: subprocess.Popen, timeout: float, until: Callable[[], bool], stop_on_cert: bool) -> BrowserResult:
     out: list[str] = []
     err: list[str] = []
-    readers = [_drain(proc.stdout, out), _drain(proc.stderr, err)]
+    output = threading.Event()  # set by each line Chromium writes, and when it closes its output (exit)
+    readers = [_drain(proc.stdout, out, output), _drain(proc.stderr, err, output)]
     deadline = time.monotonic() + timeout
     timed_out = False
-    while not until():
-        if (stop_on_cert and cert_error_in("".join(err))) or proc.poll() is not None:
+    while True:
+        output.clear()
+        if until() or (stop_on_cert and cert_error_in("".join(err))) or proc.poll() is not None:
             break
         if time.monotonic() > deadline:
             timed_out = True
             break
-        time.sleep(0.05)
+        # A certificate error or an exit wakes this at once; ``until`` has no event, so it is asked again
+        # at least every 50 ms.
+        output.wait(0.05)
     _stop(proc)
     for reader in readers:
         reader.join(5)
@@ -214,8 +218,14 @@ def _watch(proc: subprocess.Popen, timeout: float, until: Callable[[], bool], st
     return BrowserResult("".join(out), stderr, "", cert_error_in(stderr), proc.returncode, timed_out)
 
 
-def _drain(stream, sink: list[str]) -> threading.Thread:
-    thread = threading.Thread(target=lambda: sink.extend(iter(stream.readline, "")), daemon=True)
+def _drain(stream, sink: list[str], output: threading.Event) -> threading.Thread:
+    def read() -> None:
+        for line in iter(stream.readline, ""):
+            sink.append(line)
+            output.set()
+        output.set()
+
+    thread = threading.Thread(target=read, daemon=True)
     thread.start()
     return thread
 

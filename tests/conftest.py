@@ -18,6 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 from tests.browser import browser  # noqa: E402,F401  (the headless-Chromium fixture, for every test file)
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything
+def pytest_collection_modifyitems(items):
+    # A browser test starts Chromium (a second or more each): `-m "not slow"` leaves them out with the rest.
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")

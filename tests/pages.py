@@ -11,11 +11,11 @@ import socketserver
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Optional
 
-Responder = Callable[["Request"], Optional[tuple[int, list[tuple[str, str]], bytes]]]
+Responder = Callable[["Request"], tuple[int, list[tuple[str, str]], bytes] | None]
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class PageServer:
     every request first and may answer it.
     """
 
-    def __init__(self, pages: Optional[dict[str, bytes]] = None, *, tls: Optional[ssl.SSLContext] = None,
-                 responder: Optional[Responder] = None) -> None:
+    def __init__(self, pages: dict[str, bytes] | None = None, *, tls: ssl.SSLContext | None = None,
+                 responder: Responder | None = None) -> None:
         self.pages = dict(pages or {})
         self.tls = tls
         self.responder = responder
@@ -54,7 +54,7 @@ class PageServer:
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def __enter__(self) -> "PageServer":
+    def __enter__(self) -> PageServer:
         self._thread.start()
         return self
 
@@ -63,7 +63,7 @@ class PageServer:
         self._server.server_close()
         self._thread.join(5)
 
-    def wait_report(self, timeout: float = 10.0) -> Optional[dict]:
+    def wait_report(self, timeout: float = 10.0) -> dict | None:
         with self._got_report:
             self._got_report.wait_for(lambda: self.reports, timeout)
             return self.reports[0] if self.reports else None
@@ -148,7 +148,7 @@ def report_script(extra: str = "") -> str:
     r.mic = s.getAudioTracks().map(function (t) { return t.label; });
     s.getTracks().forEach(function (t) { t.stop(); });
   } catch (e) { r.micError = String(e); }
-  %s
+  EXTRA
   await fetch("/report", {method: "POST", body: JSON.stringify(r)});
 })();
-</script>""" % extra
+</script>""".replace("EXTRA", extra)

@@ -31,7 +31,7 @@ class Devhttps:
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      encoding="utf-8", env=full_env)
-        self.lines: "queue.Queue[str]" = queue.Queue()
+        self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         self.stderr: list[str] = []
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines), daemon=True).start()
@@ -74,7 +74,7 @@ class Devhttps:
             if self.proc.poll() is None:
                 self.proc.kill()
 
-    def __enter__(self) -> "Devhttps":
+    def __enter__(self) -> Devhttps:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,6 +18,9 @@ import pytest
 from tests.conftest import ROOT
 from tests.serving import free_port
 
+# Each test makes network namespaces and runs devhttps inside one.
+pytestmark = pytest.mark.slow
+
 
 def _netns_available() -> bool:
     return os.geteuid() == 0 and shutil.which("ip") is not None
@@ -71,7 +74,8 @@ import socket, ssl, sys
 port, ca = int(sys.argv[1]), sys.argv[2]
 ctx = ssl.create_default_context(cafile=ca)
 for host in ("localhost", "box.home.arpa"):
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=host) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \\
+            ctx.wrap_socket(raw, server_hostname=host) as s:
         s.sendall(b"GET /health HTTP/1.1\\r\\nHost: " + host.encode() + b"\\r\\nConnection: close\\r\\n\\r\\n")
         print(host, s.recv(100).split(b"\\r\\n")[0].decode())
 """
@@ -112,7 +116,8 @@ with socket.create_connection(("10.99.0.1", port), timeout=10) as plain:
         data += chunk
     assert data.split(b"\\r\\n\\r\\n", 1)[1] == open(ca, "rb").read(), "onboarding served another CA"
 ctx = ssl.create_default_context(cafile=ca)
-with socket.create_connection(("10.99.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname="10.99.0.1") as s:
+with socket.create_connection(("10.99.0.1", port), timeout=10) as raw, \\
+        ctx.wrap_socket(raw, server_hostname="10.99.0.1") as s:
     s.sendall(b"GET /health HTTP/1.1\\r\\nHost: 10.99.0.1\\r\\nConnection: close\\r\\n\\r\\n")
     print(s.recv(100).split(b"\\r\\n")[0].decode())
 """

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from devhttps.ca import authority as ca_mod
 from devhttps.base.errors import DevhttpsError
+from devhttps.ca import authority as ca_mod
 
 NAMES = ["localhost", "127.0.0.1", "::1", "192.168.1.20", "mybox.local"]
 
@@ -67,7 +67,7 @@ def test_handshake_succeeds_for_every_name_in_the_leaf(local_ca, tmp_path, name)
 def test_handshake_fails_for_a_name_not_in_the_san(local_ca, tmp_path):
     leaf = local_ca.issue_leaf(["localhost"])
     port, thread = _serve_once(leaf.cert_pem, leaf.key_pem, tmp_path)
-    with pytest.raises(ssl.SSLCertVerificationError, match="mismatch|match"):
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"mismatch|match"):
         _client_handshake(local_ca, port, "other.local")
     thread.join(5)
 
@@ -92,7 +92,7 @@ def test_out_of_scope_leaf_is_rejected_by_the_client_even_when_forced(local_ca, 
     # Bypass our own refusal: sign the leaf with the raw key, as a thief would.
     forced = trustme.CA.from_pem(local_ca.cert_pem, local_ca.key_pem).issue_cert(name)
     port, thread = _serve_once(forced.cert_chain_pems[0].bytes(), forced.private_key_pem.bytes(), tmp_path)
-    with pytest.raises(ssl.SSLCertVerificationError, match="(?i)permitted|constraint|subtree"):
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"(?i)permitted|constraint|subtree"):
         _client_handshake(local_ca, port, name)
     thread.join(5)
 

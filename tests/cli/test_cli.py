@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from devhttps.cli.main import _with_default_command, build_parser
 from devhttps.base.errors import DevhttpsError
+from devhttps.cli.main import _with_default_command, build_parser
 from devhttps.ui.console import UI, color_wanted
 from tests.conftest import run_cli
 

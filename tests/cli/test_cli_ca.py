@@ -224,10 +224,12 @@ def test_mobileconfig_carries_the_der_and_stable_uuids(caroot, tmp_path):
     assert plistlib.loads((tmp_path / "o").read_bytes())["PayloadUUID"] != profile["PayloadUUID"]
 
 
+@pytest.mark.slow  # four devhttps processes racing
 def test_two_first_runs_at_once_make_one_ca(caroot):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "devhttps", "--json", "--caroot", str(caroot), "ca", "show"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(4)]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     prints = {line for out, _ in outputs for line in out.splitlines() if '"event": "ca"' in line}

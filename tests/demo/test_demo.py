@@ -12,9 +12,9 @@ import time
 import pytest
 import websockets
 
-from devhttps.upstream import probe as upstream
 from devhttps.demo.server import start_demo
 from devhttps.demo.ws import accept_key
+from devhttps.upstream import probe as upstream
 from tests.browser import PHONE_HOST, require_browser
 
 
@@ -159,13 +159,23 @@ def test_websocket_rejects_a_bad_handshake_and_unmasked_frames():
     assert close[0] == 0x88 and struct.unpack("!H", close[2:4])[0] == 1002
 
 
+async def _until(condition, timeout: float = 5.0) -> bool:
+    """Let the loop run until ``condition()`` holds; False after ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.005)  # the server's tasks run meanwhile
+    return True
+
+
 def test_report_round_trip_and_hold():
     async def test(demo):
         reader, writer = await asyncio.open_connection(demo.addr.host, demo.addr.port)
         empty = await request(reader, writer, get("/demo/report"))
         hold = asyncio.create_task(upstream.http_get(demo.addr, "/demo/hold?id=abc", timeout=10))
-        await asyncio.sleep(0.3)
-        held = not hold.done()
+        # Post the report only once the hold waits for it; else it would find the report and answer at once.
+        held = await _until(lambda: "abc" in demo._arrived or hold.done()) and not hold.done()
         report = {"id": "abc", "secure": True, "mic": "ok"}
         posted = await request(reader, writer, post("/demo/report", json.dumps(report).encode()))
         released = await asyncio.wait_for(hold, 5)
@@ -205,8 +215,8 @@ async def _selftest_in_chromium(demo, host: str, tmp_path, mode: str = "1") -> t
             "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--host-resolver-rules=MAP {PHONE_HOST} 127.0.0.1", "--dump-dom",
             f"http://{host}:{demo.addr.port}/?selftest={mode}"]
-    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": str(tmp_path)})
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env={**os.environ, "HOME": str(tmp_path)})
     out, _ = await asyncio.wait_for(proc.communicate(), 90)
     return list(demo.reports), out.decode(errors="replace")
 

@@ -30,8 +30,8 @@ import os
 import struct
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 VERSION = "0.12.4"
 VARIANTS = ("normal", "onboarding", "noauth", "nows", "ws_reject", "mic_blocked", "not_openwebui")

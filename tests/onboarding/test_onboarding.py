@@ -6,19 +6,24 @@ import base64
 import hashlib
 import json
 import re
-import ssl
 from html.parser import HTMLParser
 
 import pytest
-import trustme
 from cryptography import x509
 
 from devhttps.onboarding.hook import (
-    CRT_TYPE, MOBILECONFIG_TYPE, PEM_TYPE, PROBE_PATH, TRUST_REPORT_INTERVAL, OnboardingInfo, detect_client,
-    https_origin, make_hook,
+    CRT_TYPE,
+    MOBILECONFIG_TYPE,
+    PEM_TYPE,
+    PROBE_PATH,
+    TRUST_REPORT_INTERVAL,
+    OnboardingInfo,
+    detect_client,
+    https_origin,
+    make_hook,
 )
 from devhttps.proxy.types import RequestHead, hook_tls_paths
-
+from tests.onboarding.conftest import Calls
 
 IPHONE_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
                  "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
@@ -42,26 +47,6 @@ ANDROID_STEP = "Install a certificate"
 FIREFOX_STEP = "Use third party CA certificates"
 DESKTOP_STEP = "certutil -user -addstore Root"
 SAFARI_WARNING = "Open this page in Safari"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def info(ca: trustme.CA) -> OnboardingInfo:
-    pem = ca.cert_pem.bytes()
-    der = ssl.PEM_cert_to_DER_cert(pem.decode())
-    fingerprint = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
-    return OnboardingInfo("devhttps local CA <lab>", fingerprint, pem, der, b"<?xml fake profile?>", True)
-
-
-class Calls(list):
-    """on_trusted as a plain recorder."""
-
-    def __call__(self, client: str) -> None:
-        self.append(client)
 
 
 class Clock:
@@ -328,7 +313,7 @@ def test_probe_over_plain_http_proves_nothing(info):
 
 
 class _Collector(HTMLParser):
-    VOID = {"meta", "br", "link", "img", "input", "hr"}
+    VOID = frozenset({"meta", "br", "link", "img", "input", "hr"})
 
     def __init__(self) -> None:
         super().__init__()

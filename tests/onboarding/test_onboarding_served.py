@@ -14,10 +14,8 @@ import trustme
 from devhttps.onboarding.hook import PROBE_PATH, OnboardingInfo, make_hook
 from devhttps.proxy.types import RequestHead
 from tests.browser import PHONE_HOST, Browser
+from tests.onboarding.conftest import Calls
 from tests.pages import PageServer, Request, report_script
-from tests.onboarding.test_onboarding import Calls, ca, info  # noqa: F401  (shared fixtures)
-
-
 
 APP_PAGE = f"<!doctype html><title>app</title>{report_script()}".encode()
 

@@ -21,11 +21,17 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 import bench  # noqa: E402
-from bench_clients import BenchError, Conn, Endpoint, big_gets, get_tiny, new_connections, request, sse  # noqa: E402
-from bench_clients import upload, ws_echo  # noqa: E402
+from bench_clients import BenchError, Conn, Endpoint, big_gets, get_tiny, new_connections, request, sse, upload, ws_echo  # noqa: E402  # noqa: E402
 from bench_report import Results, checks, percentile  # noqa: E402
-from bench_targets import Target, _spawn, cpu_seconds, memory_kib, process_tree, start_upstream  # noqa: E402
-from bench_targets import stop_upstream  # noqa: E402
+from bench_targets import (  # noqa: E402
+    Target,
+    _spawn,
+    cpu_seconds,
+    memory_kib,
+    process_tree,
+    start_upstream,
+    stop_upstream,
+)
 
 
 @pytest.fixture(scope="module")
@@ -212,10 +218,11 @@ def test_percentile_and_round_order():
                                                                           ["c", "a", "b"]]
 
 
+@pytest.mark.slow  # the whole benchmark, shortened: several proxies and upstreams as processes
 def test_a_smoke_run_of_the_whole_script(tmp_path):
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "--smoke", "--json", str(out)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=90)
     assert run.returncode == 0, run.stderr
     data = json.loads(out.read_text())
     assert "metric (median of rounds)" in run.stdout

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from devhttps.ui import qr
 from devhttps.base.errors import DevhttpsError
+from devhttps.ui import qr
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "https://192.168.1.20:8443/"
@@ -166,7 +166,7 @@ def test_png_without_pillow_names_the_install_command(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(ROOT)])}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.png")], capture_output=True, text=True,
                          env=env, timeout=60)
-    assert "pip install pillow" in out.stdout, out.stderr
+    assert 'pip install "devhttps[png]"' in out.stdout, out.stderr
     assert not (tmp_path / "x.png").exists()
 
 

@@ -89,3 +89,21 @@ def test_every_third_party_import_is_a_declared_dependency():
             if not dists & declared:
                 undeclared[module] = f"{folder}/ (from {', '.join(sorted(dists))})"
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+def test_uvloop_comes_with_the_plain_install_except_on_windows():
+    """`pip install devhttps` (no extra) gets the event loop the benchmark's numbers are measured with."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    uvloop = [spec for spec in meta["dependencies"] if _requirement_name(spec) == "uvloop"]
+    assert len(uvloop) == 1, "uvloop is not a default dependency"
+    marker = uvloop[0].partition(";")[2].replace('"', "'").split()
+    assert marker == ["sys_platform", "!=", "'win32'"], uvloop[0]
+
+
+def test_the_default_loop_is_uvloop_and_the_environment_can_turn_it_off():
+    import uvloop
+
+    from devhttps.app.session import _loop_factory
+
+    assert _loop_factory("") is uvloop.new_event_loop
+    assert _loop_factory("asyncio") is None

@@ -55,9 +55,10 @@ def run(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], platform: 
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (extra `fast`): the proxy's hot path is event-loop bound.
+    """uvloop (a default dependency except on Windows): the proxy's hot path is event-loop bound.
 
-    DEVHTTPS_LOOP=asyncio forces the standard loop (the benchmark compares both).
+    DEVHTTPS_LOOP=asyncio forces the standard loop (the benchmark compares both); without uvloop (Windows,
+    or an install that left it out) the standard loop is used.
     """
     if choice == "asyncio":
         return None

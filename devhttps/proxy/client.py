@@ -239,7 +239,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         if self.writes_paused:
             up.transport.pause_reading()
         self.sink = SINK_UP
-        if self.buf and not req.upgrade:
+        if self.buf:  # the body's first bytes (of an upgrade request too), or the next requests, which wait
             self._pump_buffered()
 
     def _pump_buffered(self) -> None:
@@ -254,13 +254,17 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         if body is None:  # (never: a body still to come has its tracker)
             return
         try:
-            used = body.feed(data)
+            if body.relays:  # a chunked body, re-framed on its way (framing.ChunkedTracker)
+                used, out = body.relay(data)
+            else:
+                used = body.feed(data)
+                out = data if used == len(data) else data[:used]
         except BadFraming as exc:
             self._body_broken(str(exc))
             return
         up = self.up
-        if self.sink == SINK_UP and up is not None:  # (SINK_UP: up is set)
-            up.write(data if used == len(data) else data[:used])
+        if self.sink == SINK_UP and up is not None and out:  # (SINK_UP: up is set)
+            up.write(out)
         if body.done:
             self.body_done = True
             if used < len(data):

@@ -28,16 +28,22 @@ _P = POSSESSIVE
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+" + _P
 _VALUE = rb"[\t\x20-\x7e\x80-\xff]*" + _P
 _TARGET = rb"[^\x00-\x20\x7f]+" + _P
+_ORIGIN_FORM = rb"/[^\x00-\x20\x7f]*" + _P  # the usual request target: a path, and maybe a query
+# RFC 9112 3.2 / RFC 3986: Host is uri-host [ ":" port ], where uri-host is an IP literal, or a reg-name (which
+# covers IPv4 addresses): unreserved, percent-encoded and sub-delims characters. No space, "@", "/" or ":".
+_HOST = (rb"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*" + _P + rb")(?::[0-9]*" + _P
+         + rb")?")
 _REASON = rb"(?: [^\x00-\x08\x0a-\x1f\x7f]*" + _P + rb")?"
 _OWS = rb"[ \t]*" + _P  # optional white space
 _FIELD_BLOCK = rb"(?:" + _TOKEN + rb":" + _VALUE + rb"\r\n)*" + _P + rb"\r\n"
-_REQUEST_HEAD = re.compile(rb"(" + _TOKEN + rb") (" + _TARGET + rb") HTTP/1\.([01])\r\n" + _FIELD_BLOCK)
+_REQUEST_HEAD = re.compile(rb"(" + _TOKEN + rb") (" + _TARGET + rb") HTTP/1\.(\d)\r\n" + _FIELD_BLOCK)
 _RESPONSE_HEAD = re.compile(rb"HTTP/1\.([01]) (\d\d\d)(" + _REASON + rb")\r\n" + _FIELD_BLOCK)
 # The headers that steer framing and connection handling, and those the proxy drops from a request head
 # before adding its own. A request with only Host among them needs no rewriting. A response's framing
-# needs only the first three.
-_REQUEST_NAMES = (rb"connection|content-length|transfer-encoding|upgrade|expect|host|keep-alive|proxy-connection|"
-                  rb"x-forwarded-(?:for|proto|host|port)")
+# needs only the first three. In a request, the same names with "_" for "-" are managed too (and dropped):
+# CGI and WSGI servers read both spellings as one variable, so a client could otherwise set what the proxy sets.
+_REQUEST_NAMES = (rb"connection|content[-_]length|transfer[-_]encoding|upgrade|expect|host|keep[-_]alive|"
+                  rb"proxy[-_]connection|x[-_]forwarded[-_](?:for|proto|host|port)")
 _RESPONSE_NAMES = rb"connection|content-length|transfer-encoding"
 
 
@@ -51,16 +57,21 @@ def _lines_without(names: bytes) -> bytes:
 # but a Content-Length. Anything else fails to match and takes the general path below.
 _OTHER_REQUEST_LINES = _lines_without(_REQUEST_NAMES)
 _OTHER_RESPONSE_LINES = _lines_without(_RESPONSE_NAMES)
-_PLAIN_REQUEST = re.compile(rb"(" + _TOKEN + rb") (" + _TARGET + rb") HTTP/1\.1\r\n" + _OTHER_REQUEST_LINES
-                            + rb"(?i:host):" + _OWS + rb"(" + _VALUE + rb")\r\n" + _OTHER_REQUEST_LINES + rb"\r\n")
+_PLAIN_REQUEST = re.compile(rb"(" + _TOKEN + rb") (" + _ORIGIN_FORM + rb") HTTP/1\.1\r\n" + _OTHER_REQUEST_LINES
+                            + rb"(?i:host):" + _OWS + rb"(" + _HOST + rb")" + _OWS + rb"\r\n" + _OTHER_REQUEST_LINES
+                            + rb"\r\n")
 _PLAIN_RESPONSE = re.compile(rb"HTTP/1\.1 (\d\d\d)" + _REASON + rb"\r\n" + _OTHER_RESPONSE_LINES
                              + rb"(?i:content-length):" + _OWS + rb"(\d{1,18})" + _OWS + rb"\r\n"
                              + _OTHER_RESPONSE_LINES + rb"\r\n")
 # Those headers of an unusual head, found in one pass (name, value).
 _MANAGED = re.compile(rb"\r\n(" + _REQUEST_NAMES + rb"):[ \t]*([^\r\n]*)", re.IGNORECASE)
 _RESPONSE_MANAGED = re.compile(rb"\r\n(" + _RESPONSE_NAMES + rb"):[ \t]*([^\r\n]*)", re.IGNORECASE)
-_DROP = re.compile(r"\r\n(?:connection|keep-alive|proxy-connection|x-forwarded-(?:for|proto|host|port)):[^\r\n]*",
-                   re.IGNORECASE)
+# What the rewriting path drops before adding its own lines: connection management, X-Forwarded-*, the
+# framing headers (one canonical line replaces them), and "_" spellings of managed names.
+_DROP = re.compile(r"\r\n(?:connection|content[-_]length|transfer[-_]encoding|keep[-_]alive|proxy[-_]connection|"
+                   r"x[-_]forwarded[-_](?:for|proto|host|port)):[^\r\n]*", re.IGNORECASE)
+_HOST_LINE = re.compile(r"\r\nhost:[^\r\n]*", re.IGNORECASE)  # dropped when an absolute-form target names the host
+_ABSOLUTE_FORM = re.compile(r"(?i:https?)://([^/?#]*)([^#]*)")
 
 # Hop-by-hop headers the proxy itself manages; every other header passes unchanged.
 _CONNECTION_HEADERS = frozenset(("connection", "keep-alive", "proxy-connection"))
@@ -88,6 +99,8 @@ class Request:
     upgrade = False  # Connection: upgrade plus an Upgrade header
     expect_continue = False
     body: Tracker | None = None  # None: no body
+    framing = ""  # the one framing line sent upstream ("Content-Length: N\r\n" or "Transfer-Encoding: chunked\r\n")
+    host_from_target = False  # an absolute-form target named the host: it replaces the Host header
     _special: dict[str, list[str]] | None = None
     _headers: list[tuple[str, str]] | None = None
 
@@ -103,7 +116,7 @@ class Request:
         self.keep_alive = "close" not in conn and (version == "HTTP/1.1" or "keep-alive" in conn)
         self.upgrade = "upgrade" in conn and "upgrade" in special
         self.expect_continue = version == "HTTP/1.1" and "100-continue" in _tokens(special.get("expect"))
-        self.body = _request_body(special)
+        self.body, self.framing = _request_body(special, version)
 
     @property
     def websocket(self) -> bool:
@@ -153,9 +166,11 @@ def find_head_end(buf: bytes | bytearray, start: int = 0) -> int:
 
 
 def _special(found: list[tuple[bytes, bytes]]) -> dict[str, list[str]]:
-    """The managed headers' values by lower-case name, in order."""
+    """The managed headers' values by lower-case name, in order ("_" spellings are only dropped: left out)."""
     special: dict[str, list[str]] = {}
     for name, value in found:
+        if b"_" in name:
+            continue
         special.setdefault(name.decode("ascii").lower(), []).append(value.rstrip(b" \t").decode("latin-1"))
     return special
 
@@ -186,6 +201,7 @@ def _content_length(values: list[str] | None) -> int | None:
 # of what the app sent (a match: status, Content-Length; its end() is where the body starts): the proxy's
 # shortcuts for them (ClientConnection.data_received, UpstreamConnection.data_received) call these directly.
 match_plain_request = _PLAIN_REQUEST.fullmatch
+_HOST_VALUE = re.compile(_HOST).fullmatch
 match_plain_response = _PLAIN_RESPONSE.match
 
 
@@ -214,15 +230,36 @@ def _parse_any_request(head: bytes) -> Request:
     method, target, minor = match.groups()
     if method == b"CONNECT":
         _refuse_request(head.decode("latin-1"))
+    # RFC 9110 2.5: a later HTTP/1.x is read, and forwarded, as the highest this proxy speaks.
+    version = "HTTP/1.0" if minor == b"0" else "HTTP/1.1"
     start = match.end(3)  # the CRLF before the first header line
     special = _special(_MANAGED.findall(head, start))
     hosts = special.get("host")
-    if (hosts is None and minor == b"1") or (hosts is not None and len(hosts) > 1):
+    if (hosts is None and version == "HTTP/1.1") or (hosts is not None and len(hosts) > 1):
         raise BadRequest(400, "an HTTP/1.1 request needs exactly one Host header")  # RFC 9112 3.2
-    req = Request(head, start + 2, method.decode("ascii"), target.decode("latin-1"),
-                  hosts[0].encode("latin-1") if hosts else b"")
-    req._manage(special, "HTTP/1.1" if minor == b"1" else "HTTP/1.0")
+    host = hosts[0].encode("latin-1") if hosts else b""
+    if hosts and _HOST_VALUE(host) is None:
+        raise BadRequest(400, "the Host header is not a host name or address, with an optional port")
+    path, authority = _target(method, target)
+    req = Request(head, start + 2, method.decode("ascii"), path, host if authority is None else authority)
+    req.host_from_target = authority is not None
+    req._manage(special, version)
     return req
+
+
+def _target(method: bytes, target: bytes) -> tuple[str, bytes | None]:
+    """(the target in origin-form, the authority an absolute-form target named, else None). RFC 9112 3.2."""
+    text = target.decode("latin-1")
+    if target[:1] == b"/" or (target == b"*" and method == b"OPTIONS"):
+        return text, None
+    absolute = _ABSOLUTE_FORM.fullmatch(text)
+    if absolute is None:
+        raise BadRequest(400, "the request target is neither a path nor an absolute http(s) URL")
+    authority, rest = absolute.groups()
+    if not authority or _HOST_VALUE(authority.encode("latin-1")) is None:
+        raise BadRequest(400, "the request target's host is not a host name or address, with an optional port")
+    # The target's authority wins over Host (RFC 9112 3.2.2): the app gets both from the target, in origin-form.
+    return rest if rest.startswith("/") else "/" + rest, authority.encode("latin-1")
 
 
 def _refuse_request(text: str) -> NoReturn:
@@ -230,24 +267,32 @@ def _refuse_request(text: str) -> NoReturn:
     match = _REQUEST_LINE.match(text)
     if match is None:
         raise BadRequest(400, "malformed request line")
-    if match[3] != "1" or match[4] not in "01":
-        raise BadRequest(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
+    if match[3] != "1":
+        raise BadRequest(505, "only HTTP/1.x is spoken here")
     if match[1] == "CONNECT":
         raise BadRequest(501, "CONNECT is not supported by a reverse proxy")
     raise BadRequest(400, "malformed header line")
 
 
-def _request_body(special: dict[str, list[str]]) -> Tracker | None:
-    codings = _tokens(special.get("transfer-encoding"))
+def _request_body(special: dict[str, list[str]], version: str) -> tuple[Tracker | None, str]:
+    """The body's tracker and the one framing line the app gets for it (RFC 9112 6). A proxy must not guess:
+    any framing two parsers could read differently is refused (request smuggling)."""
+    encodings = special.get("transfer-encoding")
     length = _content_length(special.get("content-length"))
-    if codings:
-        # A proxy must not guess: TE plus CL, or a non-chunked final coding, is refused (request smuggling).
-        if length is not None or codings[-1] != "chunked" or codings.count("chunked") != 1:
-            raise BadRequest(400, "unsupported Transfer-Encoding")
-        return ChunkedTracker()
-    if length:
-        return LengthTracker(length)
-    return None
+    if encodings is not None:
+        if version == "HTTP/1.0":
+            raise BadRequest(400, "Transfer-Encoding in an HTTP/1.0 request")  # RFC 9112 6.1: faulty framing
+        if length is not None:
+            raise BadRequest(400, "both Transfer-Encoding and Content-Length")
+        codings = [c for c in _tokens(encodings) if c]  # (empty list elements are allowed, RFC 9110 5.6.1)
+        if not codings or codings[-1] != "chunked" or codings.count("chunked") != 1:
+            raise BadRequest(400, "unsupported Transfer-Encoding: chunked must be the last coding, once")
+        if len(codings) > 1:
+            raise BadRequest(501, "only Transfer-Encoding: chunked is supported")
+        return ChunkedTracker(relay=True), "Transfer-Encoding: chunked\r\n"
+    if length is None:
+        return None, ""
+    return (LengthTracker(length) if length else None), f"Content-Length: {length}\r\n"
 
 
 def parse_response(head: bytes) -> Response:
@@ -308,20 +353,23 @@ def upstream_head(req: Request, client_ip: str, tls: bool, port: int,
     if req.plain:
         before, after = parts or forward_parts(client_ip, tls, port)
         return b"".join((req.raw[:-2], before, req.host, after))
-    text = req.raw.decode("latin-1")[:-2]  # without the blank line
-    if _DROP.search(text):
-        text = _DROP.sub("", text)
+    # The request line as read (HTTP/1.2 as 1.1, an absolute-form target in origin-form), then the header
+    # lines without those the proxy manages, then its own.
+    fields = _DROP.sub("", req.raw.decode("latin-1")[req.start - 2:-2])
+    parts_ = [req.method, " ", req.target, " ", req.version, fields]
+    if req.host_from_target:
+        parts_[5] = _HOST_LINE.sub("", fields)
+        parts_.append(f"Host: {req.host.decode('latin-1')}\r\n")
+    parts_.append(req.framing)
     xff = req.special.get("x-forwarded-for")
-    host = req.special.get("host")
-    parts_ = [text]
     if req.upgrade:
         parts_.append("Connection: Upgrade\r\n")
     elif req.version == "HTTP/1.0":
         parts_.append("Connection: close\r\n")
     parts_.append(f"X-Forwarded-For: {', '.join(xff) + ', ' if xff else ''}{client_ip}\r\n")
     parts_.append("X-Forwarded-Proto: https\r\n" if tls else "X-Forwarded-Proto: http\r\n")
-    if host:
-        parts_.append(f"X-Forwarded-Host: {host[0]}\r\n")
+    if req.host_from_target or "host" in req.special:
+        parts_.append(f"X-Forwarded-Host: {req.host.decode('latin-1')}\r\n")
     parts_.append(f"X-Forwarded-Port: {port}\r\n\r\n")
     return "".join(parts_).encode("latin-1")
 

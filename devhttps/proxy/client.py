@@ -23,7 +23,7 @@ from devhttps.proxy.core import Core
 from devhttps.proxy.framing import BadFraming, Tracker
 from devhttps.proxy.local import header, local_answer
 from devhttps.proxy.pool import READ_SIZE, UpstreamConnection, connect_error
-from devhttps.proxy.types import LocalResponse
+from devhttps.proxy.types import Admits, LocalResponse
 
 if TYPE_CHECKING:
     from devhttps.proxy.connstate import ConnState
@@ -53,6 +53,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         # Plain requests may take the shortcut (_send_plain) unless their path is one of these (raw bytes), the
         # hook's; None: none may (every request goes to the hook, or is redirected to https).
         self.shortcut: frozenset[bytes] | None = None
+        self.admits: Admits | None = None  # with a shortcut: the hook's quick check each plain request must pass
         self._reset()
 
     def _reset(self) -> None:
@@ -74,7 +75,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         _compat.small_reads(tr, READ_SIZE)  # plain HTTP on the stdlib loop
         self.idle_since = self.core.loop.time()
         self.core.connections.add(self)
-        self.fwd = http1.forward_parts(self.client_ip, self.tls, self.port)
+        self.fwd = http1.forward_parts(self.client_ip, *self.core.forwarded(self.tls, self.port))
         self._choose_shortcut()
         if self.core.closing:
             self._close()
@@ -203,7 +204,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
 
     # -- forwarding -------------------------------------------------------------
     def _forward(self, req: http1.Request) -> None:
-        self.up_head = http1.upstream_head(req, self.client_ip, self.tls, self.port, self.fwd)
+        self.up_head = http1.upstream_head(req, self.client_ip, *self.core.forwarded(self.tls, self.port), self.fwd)
         up, self.kept = self.kept, None
         if up is None or up.transport.is_closing():  # (the app may have closed it while it was idle)
             up = self.core.pool.take()

@@ -34,7 +34,8 @@ plain_request = http1.plain_request  # (a global: one attribute lookup less per 
 
 class Shortcut:
     def _choose_shortcut(self: ConnState) -> None:
-        """Which plain requests may skip local_answer(): all, none, or those not for the hook's TLS paths."""
+        """Which plain requests may skip local_answer(): all, none, those not for the hook's TLS paths, or those
+        the hook's quick check admits."""
         conn, core = self, self.core
         if not conn.tls and core.listener_tls:
             return  # plain HTTP on the TLS port: the hook's pages, or a redirect to https
@@ -42,6 +43,8 @@ class Shortcut:
             conn.shortcut = frozenset()
         elif conn.tls and core.hook_tls_targets is not None:
             conn.shortcut = core.hook_tls_targets
+        elif core.hook_admits is not None:
+            conn.shortcut, conn.admits = frozenset(), core.hook_admits
 
     def _send_plain(self: ConnState, head: bytes, plain: re.Match[bytes]) -> bool:
         """A plain request, sent on the upstream connection the last request used. False: it needs the general
@@ -52,6 +55,9 @@ class Shortcut:
             return False
         if hook_targets and plain[2].partition(b"?")[0] in hook_targets:
             return False  # one for the hook
+        admits = conn.admits
+        if admits is not None and not admits(head):
+            return False  # the hook answers it
         core.shortcut_requests += 1
         if core.on_request is not None:
             conn.started = perf_counter()

@@ -21,7 +21,7 @@ from typing import Protocol
 from devhttps.proxy import http1
 from devhttps.proxy.core import Core, Served
 from devhttps.proxy.pool import Owner, UpstreamConnection
-from devhttps.proxy.types import LocalResponse
+from devhttps.proxy.types import Admits, LocalResponse
 from devhttps.proxy.upgrade import PipeEnd
 
 # The states of a client connection, in the order it goes through them.
@@ -44,6 +44,7 @@ class ConnState(Owner, Served, Protocol):
     pipe: PipeEnd | None
     fwd: tuple[bytes, bytes]  # the X-Forwarded-* lines of a plain request (http1.forward_parts)
     shortcut: frozenset[bytes] | None  # which plain requests may take the shortcut (Shortcut._choose_shortcut)
+    admits: Admits | None  # and the hook's quick check they must pass, if it has one
     up: UpstreamConnection | None  # serving the current request
     kept: UpstreamConnection | None  # the last request's, idle, kept for the next
     connecting: asyncio.Task[None] | None  # a new upstream connection on its way

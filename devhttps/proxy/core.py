@@ -9,7 +9,7 @@ from time import perf_counter
 from typing import Protocol
 
 from devhttps.proxy.pool import UpstreamPool
-from devhttps.proxy.types import Hook, RequestLog, hook_tls_paths
+from devhttps.proxy.types import Admits, Hook, RequestLog, hook_admits, hook_tls_paths
 
 
 class Served(Protocol):
@@ -32,6 +32,9 @@ class Core:
     on_request: Callable[[RequestLog], None] | None = None
     on_error: Callable[[str], None] | None = None
     unreachable_hint: str = ""  # the 502 page's advice (how to start the app)
+    # Clients reach a plain listener through a TLS-terminating front (a tunnel) on this public port: the app is
+    # told X-Forwarded-Proto: https and this X-Forwarded-Port. 0: they connect to the listener itself.
+    front_https_port: int = 0
     idle_timeout: float = 75.0  # keep-alive connections without a request
     upstream_timeout: float = 300.0  # no byte either way while a request is in flight
     high_water: int = 512 * 1024  # write buffer size at which the other side stops reading
@@ -39,15 +42,21 @@ class Core:
     connections: set[Served] = field(default_factory=set)
     hook_tls_paths: frozenset[str] | None = field(init=False, default=None)  # from the hook, see types.Hook
     hook_tls_targets: frozenset[bytes] | None = field(init=False, default=None)  # the same as raw request bytes
+    hook_admits: Admits | None = field(init=False, default=None)  # from the hook, see types.Hook
     # The shortcut's two halves at work (client_plain.py; ProxyServer.stats): one increment each on its path.
     shortcut_requests: int = field(init=False, default=0)
     shortcut_answers: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.hook_tls_paths = hook_tls_paths(self.hook)
+        self.hook_admits = hook_admits(self.hook)
         if self.hook_tls_paths is not None:
             # A request target is read as latin-1: a path that has no latin-1 form can never be asked for.
             self.hook_tls_targets = frozenset(t for t in map(_latin1, self.hook_tls_paths) if t is not None)
+
+    def forwarded(self, tls: bool, port: int) -> tuple[bool, int]:
+        """(https?, port) as the app is told of a connection to the listener with ``tls`` on ``port``."""
+        return (True, self.front_https_port) if self.front_https_port else (tls, port)
 
     def report(self, message: str) -> None:
         if self.on_error is not None:

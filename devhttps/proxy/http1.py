@@ -16,7 +16,7 @@ MAX_HEAD = 64 * 1024  # a larger header block is answered with 431
 
 # The request and status lines alone, to word a refusal once a whole head failed to match (below), and one
 # header line, read into (name, value) when a caller asks for every header.
-_REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/(\d)\.(\d)\r\n")
+_REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/(\d)\.(\d)\r\n")
 _STATUS_LINE = re.compile(r"HTTP/1\.([01]) (\d\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?\r\n")
 _FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*[^\r\n \t])?[ \t]*\r\n")
 # A whole valid head in one C-level pass over the received bytes. The header block: token ":" value CRLF, where
@@ -27,11 +27,13 @@ _FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*[^\r\n \t])?
 _P = POSSESSIVE
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+" + _P
 _VALUE = rb"[\t\x20-\x7e\x80-\xff]*" + _P
-_TARGET = rb"[^\x00-\x20\x7f]+" + _P
-_ORIGIN_FORM = rb"/[^\x00-\x20\x7f]*" + _P  # the usual request target: a path, and maybe a query
+# A request target is visible ASCII only (RFC 9112 3.2, RFC 3986: other bytes travel percent-encoded, as
+# browsers send them), so no app reads a raw non-ASCII byte another way than the proxy does.
+_TARGET = rb"[\x21-\x7e]+" + _P
+_ORIGIN_FORM = rb"/[\x21-\x7e]*" + _P  # the usual request target: a path, and maybe a query
 # RFC 9112 3.2 / RFC 3986: Host is uri-host [ ":" port ], where uri-host is an IP literal, or a reg-name (which
 # covers IPv4 addresses): unreserved, percent-encoded and sub-delims characters. No space, "@", "/" or ":".
-_HOST = (rb"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*" + _P + rb")(?::[0-9]*" + _P
+_HOST = (rb"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'*+,;=()]|%[0-9A-Fa-f]{2})*" + _P + rb")(?::[0-9]*" + _P
          + rb")?")
 _REASON = rb"(?: [^\x00-\x08\x0a-\x1f\x7f]*" + _P + rb")?"
 _OWS = rb"[ \t]*" + _P  # optional white space

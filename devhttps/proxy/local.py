@@ -23,6 +23,8 @@ def _ask_hook(core: Core, req: http1.Request, tls: bool, client_ip: str, port: i
         return None
     if tls and core.hook_tls_paths is not None and req.target.partition("?")[0] not in core.hook_tls_paths:
         return None  # not one of its paths: no RequestHead to build (it parses every header)
+    if core.hook_admits is not None and core.hook_admits(req.raw):
+        return None  # it would forward this one
     head = RequestHead(req.method, req.target, req.version, tuple(req.headers), client_ip, tls, port)
     try:
         return core.hook(head)

@@ -38,13 +38,15 @@ class ProxyServer:
                  on_request: Callable[[RequestLog], None] | None = None,
                  on_error: Callable[[str], None] | None = None, upstream_timeout: float = 300.0,
                  idle_timeout: float = 75.0, handshake_timeout: float = 10.0, upstream_wait: float = 0.0,
-                 unreachable_hint: str = "") -> None:
+                 unreachable_hint: str = "", front_https_port: int = 0) -> None:
+        """``front_https_port``: clients come through a TLS-terminating front (a tunnel) on this public port, so
+        a plain listener tells the app X-Forwarded-Proto: https and this port (0: they connect directly)."""
         self.upstream = upstream
         self._listen_ctx = ssl_context  # the context handshakes start with; its SNI callback swaps in _ctx
         self._ctx = ssl_context
         self._core = functools.partial(Core, hook=hook, on_request=on_request, on_error=on_error,
                                        upstream_timeout=upstream_timeout, idle_timeout=idle_timeout,
-                                       unreachable_hint=unreachable_hint)
+                                       unreachable_hint=unreachable_hint, front_https_port=front_https_port)
         self.handshake_timeout = handshake_timeout
         self.upstream_wait = upstream_wait  # a refused upstream is retried this long before the 502
         self._connection = ClientConnection if shortcut_enabled() else GeneralConnection

@@ -76,7 +76,17 @@ class ProxyStats:
 # Returns a response to answer locally, or None to forward (TLS) / redirect to https (plain HTTP).
 # A hook may carry ``tls_paths``, a frozenset of the only paths it answers over TLS: every other TLS
 # request then skips it, and the cost of a RequestHead with all its headers (see hook_tls_paths).
+# It may also carry ``admits``, a function of a request's raw head (bytes, CRLFCRLF included) that is True only
+# for requests the hook would forward (return None for): those are then forwarded without asking it, the usual
+# keep-alive requests included (client_plain.py). An access gate checks its cookie this way.
 Hook = Callable[[RequestHead], LocalResponse | None]
+Admits = Callable[[bytes], bool]
+
+
+def hook_admits(hook: Hook | None) -> Admits | None:
+    """The hook's quick check of a raw head (see Hook); None: it has none."""
+    admits = getattr(hook, "admits", None)
+    return admits if callable(admits) else None
 
 
 def hook_tls_paths(hook: Hook | None) -> frozenset[str] | None:

@@ -110,7 +110,7 @@ def read_lines(head: bytes):
     parts = lines[0].split(b" ")
     if len(parts) != 3 or not parts[0] or not set(parts[0]) <= TCHAR or parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
         return None
-    if not parts[1] or any(c <= 0x20 or c == 0x7f for c in parts[1]):
+    if not parts[1] or any(c <= 0x20 or c >= 0x7f for c in parts[1]):
         return None
     fields = []
     for line in lines[1:]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from devhttps.app.config import DEFAULT_PORT, Globals, ServeConfig
 from devhttps.base.errors import UsageError
@@ -20,10 +21,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         description="Put a local web app behind trusted HTTPS with a phone onboarding page and QR code.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--upstream", metavar="URL_OR_PORT",
-                   help="the app to serve, e.g. 8080, http://127.0.0.1:8080 or https://127.0.0.1:8443 "
-                        "(default: find Open WebUI on 8080, then 3000)")
-    p.add_argument("--demo", action="store_true", help="serve the built-in microphone test page as the upstream")
+    add_upstream_options(p)
     p.add_argument("--port", metavar="N", help=f"HTTPS port (default {DEFAULT_PORT}; the next free one when busy)")
     p.add_argument("--bind", metavar="ADDR", action="append",
                    help="address to listen on (repeatable; default: every interface)")
@@ -33,10 +31,23 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--host", metavar="ADDR_OR_NAME", help="the address or name to advertise in the QR code")
     p.add_argument("--name", metavar="NAME", action="append", default=[],
                    help="an extra name for the certificate (repeatable)")
+    add_output_options(p)
+
+
+def add_upstream_options(p: argparse.ArgumentParser) -> None:
+    """The app to serve, and where phones land in it: the same in every mode."""
+    p.add_argument("--upstream", metavar="URL_OR_PORT",
+                   help="the app to serve, e.g. 8080, http://127.0.0.1:8080 or https://127.0.0.1:8443 "
+                        "(default: find Open WebUI on 8080, then 3000)")
+    p.add_argument("--demo", action="store_true", help="serve the built-in microphone test page as the upstream")
     p.add_argument("--wait", metavar="SECONDS", type=float, default=120.0,
                    help="how long to wait for the upstream to answer (default 120)")
     p.add_argument("--call", action="store_true",
                    help="send phones straight into an Open WebUI voice call (/?call=true)")
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """The request log and the QR code: the same in every mode."""
     p.add_argument("--quiet", action="store_true", help="no request log")
     p.add_argument("--no-qr", action="store_true", help="do not draw the QR code")
     p.add_argument("--qr-invert", action="store_true",
@@ -46,12 +57,20 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def config(ns: argparse.Namespace) -> ServeConfig:
-    if ns.demo and ns.upstream:
-        raise UsageError("could not combine --demo with --upstream: the demo is its own upstream",
-                         "drop one of them")
     if bool(ns.cert) != bool(ns.key):
         raise UsageError("could not use --cert without --key (or --key without --cert)",
                          "give both files, e.g. --cert site.pem --key site-key.pem")
+    return app_config(
+        ns, port=parse_port(ns.port) if ns.port is not None else DEFAULT_PORT, port_explicit=ns.port is not None,
+        bind=tuple(ns.bind or ()), cert=ns.cert, key=ns.key, host=ns.host, names=tuple(ns.name))
+
+
+def app_config(ns: argparse.Namespace, **local: Any) -> ServeConfig:
+    """The ServeConfig of the options every mode has (add_upstream_options, add_output_options), checked before
+    anything starts; ``local``: the fields only local mode has."""
+    if ns.demo and ns.upstream:
+        raise UsageError("could not combine --demo with --upstream: the demo is its own upstream",
+                         "drop one of them")
     if not 0 <= ns.wait < float("inf"):  # also refuses nan
         raise UsageError("could not read --wait: it must be zero or more seconds", "try --wait 60")
     for image in (ns.qr_png, ns.qr_svg):
@@ -62,14 +81,8 @@ def config(ns: argparse.Namespace) -> ServeConfig:
         raise UsageError(f"could not write the QR code to {ns.qr_png}: PNG output needs pillow, which is not "
                          "installed", 'pip install "devhttps[png]" (or use --qr-svg FILE, which needs nothing more)')
     return ServeConfig(
-        upstream=parse_upstream(ns.upstream) if ns.upstream else None,
-        port=parse_port(ns.port) if ns.port is not None else DEFAULT_PORT,
-        port_explicit=ns.port is not None,
-        bind=tuple(ns.bind or ()),
-        cert=ns.cert, key=ns.key, demo=ns.demo, wait=ns.wait, host=ns.host,
-        names=tuple(ns.name), call=ns.call, quiet=ns.quiet, qr=not ns.no_qr,
-        qr_invert=ns.qr_invert, qr_png=ns.qr_png, qr_svg=ns.qr_svg,
-    )
+        upstream=parse_upstream(ns.upstream) if ns.upstream else None, demo=ns.demo, wait=ns.wait, call=ns.call,
+        quiet=ns.quiet, qr=not ns.no_qr, qr_invert=ns.qr_invert, qr_png=ns.qr_png, qr_svg=ns.qr_svg, **local)
 
 
 def _has_pillow() -> bool:
@@ -82,6 +95,6 @@ def _has_pillow() -> bool:
 
 def run(ns: argparse.Namespace, opts: Globals, ui: UI, env: dict[str, str]) -> int:
     cfg = config(ns)
-    from devhttps.app import session  # after validation: bad flags never pay for the imports
+    from devhttps.app import local  # after validation: bad flags never pay for the imports
 
-    return session.run(cfg, opts, ui, env)
+    return local.run(cfg, opts, ui, env)

@@ -120,7 +120,7 @@ def show(ui: UI, cfg: Options, ready: Ready) -> None:
         ready = dataclasses.replace(ready, warnings=[*ready.warnings, LOOPBACK_ONLY])
     for message, hint in ready.warnings:
         ui.warning(message, hint)
-    _write_qr_files(cfg, scan_url)
+    write_qr_files(cfg, scan_url)
     if ui.json_mode:
         ui.event("ready", **_ready_fields(ready, scan_url, app_path))
         return
@@ -130,7 +130,7 @@ def show(ui: UI, cfg: Options, ready: Ready) -> None:
         ui.line(f"Local CA: {ready.ca.name} ({kind}), SHA-256 {ready.ca.fingerprint}")
     else:
         ui.line(f"Certificate: {cfg.cert} (yours: phones must already trust it)")
-    _show_qr(ui, cfg, scan_url, ready.ca is not None)
+    show_qr(ui, cfg, scan_url, ready.ca is not None)
     computer = "   ".join(ui.style(u, "cyan") for u in ready.addresses.https_urls)
     ui.line(f"  {'on this computer:':<{_LABEL}}{computer}")
     ui.line(ui.style("Ctrl+C to stop", "dim"))
@@ -159,7 +159,7 @@ def _ready_fields(ready: Ready, scan_url: str, app_path: str) -> dict[str, Any]:
     }
 
 
-def _show_qr(ui: UI, cfg: Options, url: str, has_ca: bool) -> None:
+def show_qr(ui: UI, cfg: Options, url: str, has_ca: bool) -> None:
     action = "scan the code" if cfg.qr else "open"
     if has_ca:
         ui.line(f"Phone: {action} (the first time it installs the certificate; after that it opens the app)")
@@ -175,7 +175,7 @@ def _show_qr(ui: UI, cfg: Options, url: str, has_ca: bool) -> None:
     ui.line(f"  {'phone scans:':<{_LABEL}}{ui.style(url, 'bold')}")
 
 
-def _write_qr_files(cfg: Options, url: str) -> None:
+def write_qr_files(cfg: Options, url: str) -> None:
     from devhttps.ui import qr
 
     if cfg.qr_png is not None:

@@ -24,7 +24,7 @@ def test_other_platforms_say_they_are_untested(platform, words):
 
 
 def test_an_untested_platform_is_said_once_before_anything_starts(capsys, tmp_path):
-    from devhttps.app import session
+    from devhttps.app import local
     from devhttps.app.config import Globals, ServeConfig
     from devhttps.base.errors import DevhttpsError
     from devhttps.ui.console import UI
@@ -33,7 +33,7 @@ def test_an_untested_platform_is_said_once_before_anything_starts(capsys, tmp_pa
     # the session stops at listening, after the notice.
     cfg = ServeConfig(demo=True, wait=0, port=1, port_explicit=True, bind=("10.99.99.99",), qr=False)
     with pytest.raises(DevhttpsError, match="not an address of this machine"):
-        session.run(cfg, Globals(json=True, caroot=tmp_path / "ca"), UI(json_mode=True, color=False), {},
+        local.run(cfg, Globals(json=True, caroot=tmp_path / "ca"), UI(json_mode=True, color=False), {},
                     platform="darwin")
     out = capsys.readouterr().out
     assert out.count("macOS should work") == 1

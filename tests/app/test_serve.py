@@ -17,7 +17,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from devhttps.app import session
+from devhttps.app import local
 from devhttps.app.config import Globals, ServeConfig
 from devhttps.ui.console import UI
 from tests.fakes import fake_openwebui
@@ -106,13 +106,13 @@ def test_busy_default_port_moves_to_the_next_free_one(tmp_path):
         port = busy.getsockname()[1]
         cfg = ServeConfig(demo=True, port=port, port_explicit=False, bind=("127.0.0.1",), qr=False)
         ui = UI(json_mode=True, out=events, err=io.StringIO())
-        code = session.run(cfg, Globals(json=True, caroot=caroot), ui, dict(os.environ))
+        code = local.run(cfg, Globals(json=True, caroot=caroot), ui, dict(os.environ))
     events.thread.join(20)
     assert code == 0 and not failures, failures
     (ready,) = [e for e in events.seen if e["event"] == "ready"]
     said = [e["message"] for e in events.seen if e["event"] == "warning"] + ready["warnings"]
     assert any(f"port {port} is busy; using {ready['port']} instead" in text for text in said), said
-    assert port < ready["port"] < port + session.PORT_TRIES
+    assert port < ready["port"] < port + local.PORT_TRIES
     assert answers == [200]  # served on the port it moved to
 
 

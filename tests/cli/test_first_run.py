@@ -147,7 +147,7 @@ def test_ca_show_shows_the_certificate_when_only_the_key_is_broken(tmp_path):
     assert "SHA-256" in text.out and "BROKEN" in text.out and "not a PEM private key" in text.err
 
 
-@pytest.mark.parametrize("word, guess", [("ngrok", None), ("serv", "devhttps serve"), ("cA", None)])
+@pytest.mark.parametrize("word, guess", [("tunnel", None), ("serv", "devhttps serve"), ("cA", None)])
 def test_an_unknown_command_says_so_and_lists_the_commands(word, guess):
     result = run_cli("--json", word)
     error = result.events()[-1]
@@ -170,7 +170,7 @@ def _help(*words: str) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("action", ["path", "show", "create", "export", "cert"])
+@pytest.mark.parametrize("action", ["path", "show", "create", "export", "cert", "install", "uninstall"])
 def test_every_ca_action_has_a_one_line_description(action):
     listing = _help("ca")
     own = _help("ca", action).split("\n\n")

@@ -1,0 +1,118 @@
+"""Agent processes that never outlive devhttps, and never print on devhttps's terminal.
+
+On POSIX the agent is started through a small launcher that sends the agent's stderr to a private file (agents
+print errors there, the authtoken included at times, and a caller like pyngrok may not capture it), records the
+agent's pid, and then becomes the agent (exec, same pid). On Linux it first asks the kernel to kill it when the
+thread that started it ends (PR_SET_PDEATHSIG) and checks that devhttps is still there: that covers SIGKILL of
+devhttps, which no cleanup code survives. Elsewhere the pid file is all there is: the next start finds an agent
+an earlier devhttps started and stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+_LAUNCHER = '''#!{python}
+# Starts {real} so that it dies with the devhttps process that started it (PR_SET_PDEATHSIG).
+import ctypes, os, signal, sys
+if sys.platform.startswith("linux"):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+        sys.exit("could not set the parent-death signal")
+if os.getppid() != {parent}:  # devhttps died before the lines above: do not start an orphan
+    sys.exit(1)
+err = os.open({errfile!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+os.dup2(err, 2)
+with open({pidfile!r}, "w") as f:
+    f.write(str(os.getpid()) + " " + str({parent}))
+os.execv({real!r}, [{real!r}] + sys.argv[1:])
+'''
+
+
+def launcher(real: Path, run_dir: Path, name: str) -> Path:
+    """The executable to start instead of ``real``: on POSIX the launcher above, on Windows ``real`` itself."""
+    if os.name != "posix":
+        return real
+    path = run_dir / f"{name}-launcher"
+    text = _LAUNCHER.format(python=sys.executable, real=str(real), parent=os.getpid(),
+                            pidfile=str(pid_file(run_dir, name)), errfile=str(run_dir / f"{name}.stderr"))
+    path.write_text(text)
+    path.chmod(0o700)
+    return path
+
+
+def pid_file(folder: Path, name: str) -> Path:
+    return folder / f"{name}.pid"
+
+
+def read_pid(path: Path) -> tuple[int, int | None] | None:
+    """(the agent's pid, the pid of the devhttps that started it, when recorded)."""
+    try:
+        numbers = [int(word) for word in path.read_text().split()]
+    except (OSError, ValueError):
+        return None
+    if not numbers:
+        return None
+    return numbers[0], (numbers[1] if len(numbers) > 1 else None)
+
+
+def write_pid(path: Path, pid: int) -> None:
+    """Record ``pid`` as an agent this devhttps process started."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{pid} {os.getpid()}\n")
+
+
+def orphaned(owner: int | None) -> bool:
+    """Whether the devhttps that started an agent is gone (or is this one): its agent is then stale."""
+    if owner is None or owner == os.getpid():
+        return True
+    try:
+        os.kill(owner, 0)
+    except OSError:
+        return True
+    return False
+
+
+def is_running(pid: int, name: str) -> bool:
+    """A live process that is an agent called ``name`` (a reused pid of another program is left alone)."""
+    try:
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): the pid file is all we have
+    return name.encode() in cmdline
+
+
+def stop(pid: int, grace: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (getattr(signal, "SIGKILL", signal.SIGTERM), 1.0)):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG) if hasattr(os, "WNOHANG") else (0, 0)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,1267 @@
+#!/usr/bin/env python3
+"""A stand-in for the ngrok agent 3.x that the real, unmodified pyngrok drives: no network beyond loopback.
+
+Use its path as ``PyngrokConfig(ngrok_path=...)`` (or ``make_launcher`` for a wrapper pinned to one interpreter,
+e.g. named ``ngrok`` on PATH). Only the standard library, so it starts fast and imports nothing of the project.
+
+What pyngrok 9.1 runs, and what the fake answers
+  ngrok --version | version | -v     ->  "ngrok version 3.39.8" (FAKE_NGROK_VERSION)
+  ngrok config add-authtoken T --log stdout [--config P]
+                                     ->  saves T in P (v3: agent.authtoken; v2: authtoken), mode 0600 when created;
+                                         prints "Authtoken saved to configuration file: P"
+  ngrok config add-api-key K ...     ->  likewise, "API key saved to configuration file: P"
+  ngrok config check [--config P]    ->  "Valid configuration file at P", or the parse error and exit 1
+  ngrok update                       ->  "No update available, this is the latest version."
+  ngrok start --none --log stdout [--config P[,P2]]... [--authtoken T] [--region R]
+                                     ->  the agent: local API, then the start-up lines below; serves until killed.
+  Unknown commands and flags fail like cobra does ("ERROR:  unknown flag: --x", exit 1); `api`, `http`, ... are
+  not faked (exit 1).
+
+Config files: every ``--config`` (repeatable, comma-separated like ngrok's string-slice flag), else ngrok's default
+path ($XDG_CONFIG_HOME/ngrok/ngrok.yml or ~/.config/ngrok/ngrok.yml; ~/Library/Application Support/ngrok/ngrok.yml
+on macOS; the legacy ~/.ngrok2/ngrok.yml when only that exists). YAML subset (mappings, lists, scalars, quotes,
+flow lists, comments) or JSON. Checked like the real agent: ``version`` must be 2 or 3; a v3 file may only have
+version/agent/endpoints/tunnels at the top (the token is ``agent.authtoken``); a v2 file has no ``agent``.
+A bad file: "ERROR:  Error reading configuration file 'P': ..." on stderr, nothing on stdout, exit 1.
+
+The authtoken: ``--authtoken`` argv, else NGROK_AUTHTOKEN, else the config(s). None: ERR_NGROK_4018.
+
+Start-up lines on stdout (logfmt, flushed; the local API listens before "starting web service" is printed):
+  t=... lvl=info msg="open config file" path=P err=nil          (per config; or "no configuration paths supplied"
+                                                                  and "using configuration at default config path")
+  t=... lvl=info msg="FIPS 140 mode" enabled=false
+  t=... lvl=info msg="starting web service" obj=web addr=127.0.0.1:PORT allow_hosts=[]
+  t=... lvl=info msg="client session established" obj=tunnels.session
+  t=... lvl=info msg="tunnel session started" obj=tunnels.session
+then per tunnel   lvl=info msg="started tunnel" obj=tunnels name=N addr=http://localhost:P url=https://...
+per connection    lvl=info msg="join connections" obj=join id=... l=HOST:PORT r=IP:PORT
+upstream down     lvl=warn msg="failed to dial upstream" obj=tunnels.session ... err="dial tcp ...: ..."
+deleted           lvl=info msg="stopped tunnel" obj=tunnels name=N
+SIGTERM/SIGINT    lvl=info msg="received stop request" obj=app stopReq="{err:<nil> restart:false}"  -> exit 0
+
+A session failure (no token, or modes err105/err107/err108/err121) prints, after "starting web service":
+  lvl=eror msg="failed to reconnect session" obj=tunnels.session err="<E>"
+  lvl=eror msg="session closing" obj=tunnels.session err="<E>"
+  lvl=info msg="received stop request" obj=app stopReq="{err:<nil> restart:false}"
+  lvl=eror msg="terminating with error" obj=app err="<E>"
+  lvl=crit msg="command failed" err="<E>"
+with <E> the real agent's text, e.g. "authentication failed: Usage of ngrok requires a verified account and
+authtoken.\\n\\nSign up for an account: ...\\r\\n\\r\\nERR_NGROK_4018\\r\\n" (escaped as logfmt does), plus the
+"ERROR:  ..." block on stderr (the real agent writes it there too, and pyngrok does not capture stderr); then it
+waits FAKE_NGROK_EXIT_PAUSE seconds (0.3) so pyngrok reads every line, and exits 1. Like the real agent, the 105
+and 107 texts echo the token ("Your authtoken: T"; FAKE_NGROK_ECHO_TOKEN=0 leaves that line out).
+
+Local API (web_addr, default 127.0.0.1:4040, the next free port up to 4049 when busy):
+  GET /api/tunnels | /api/endpoints            {"tunnels"|"endpoints": [...], "uri": ...}
+  POST /api/tunnels  {addr, proto, name, inspect, schemes, domain|hostname|url, ...}
+      201 {"name", "ID", "uri": "/api/tunnels/N", "public_url", "proto", "config": {"addr", "inspect"}, "metrics"}
+  POST /api/endpoints  {name, upstream: {url} | "url", url: "https://DOMAIN", inspect, ...}   (pyngrok 9.1's
+      default, config_version "3")   201 {"id", "name", "uri": "/api/endpoints/N", "url", "upstream", "metrics"}
+  GET|DELETE /api/tunnels/N, /api/endpoints/N   (DELETE: 204, closes its listener and connections)
+  GET /api/status, GET|DELETE /api/requests/http (always empty: the fake records no traffic)
+  Errors as the agent: {"error_code", "status_code", "msg", "details": {"err"}}: 400 for a bad upstream (e.g.
+  "http://localhost:127.0.0.1:8080", which pyngrok builds in v3 mode from addr="127.0.0.1:8080") or a duplicate
+  name, 404 for an unknown one.
+
+Forwarding: each tunnel listens on FAKE_NGROK_PUBLIC_HOST (127.0.0.1) at a free port; TLS with
+FAKE_NGROK_TLS_CERT/FAKE_NGROK_TLS_KEY (PEM; ALPN http/1.1 only) else plain; every connection is spliced
+byte-for-byte both ways to the upstream (WebSocket, SSE; half-close passed on where the public side is plain TCP).
+No X-Forwarded-* headers are added (the real edge adds them). public URL: https://HOST:PORT (http:// without a
+cert; tcp:// for proto tcp); a requested domain is reported as https://DOMAIN:PORT. An unreachable upstream gets
+the edge's answer: 502, header "Ngrok-Error-Code: ERR_NGROK_8012", an HTML body containing ERR_NGROK_8012.
+
+Environment
+  FAKE_NGROK_MODE      ok (default) | err4018 | err105 | err107 | err108 | err121 | err8012 | hang | exit | slow;
+                       a comma list ("err108,ok") gives the Nth `start` the Nth mode (the last one repeats),
+                       counting the start events already in FAKE_NGROK_RECORD.
+                       err8012: starts fine, every public request gets the 502 above. hang: prints nothing, never
+                       exits until signalled. exit: one info line, an ERROR on stderr, exit 1 at once (pyngrok:
+                       "The ngrok process was unable to start."). slow: ok after FAKE_NGROK_DELAY seconds (2).
+  FAKE_NGROK_VERSION   the version it reports (3.39.8); FAKE_NGROK_MIN_VERSION the minimum named by err121.
+  FAKE_NGROK_WEB_PORT  overrides the web_addr port (0: a free port, so tests run in parallel).
+  FAKE_NGROK_PUBLIC_HOST, FAKE_NGROK_TLS_CERT, FAKE_NGROK_TLS_KEY   the public side, above.
+  FAKE_NGROK_VALID_TOKEN  when set, any other token fails with ERR_NGROK_107.
+  FAKE_NGROK_SESSION_FILE a lock file standing for the account's single agent session: while one fake holds it
+                       (until it dies, SIGKILL included), another one fails with ERR_NGROK_108, as the free plan does.
+  FAKE_NGROK_RECORD    a JSON Lines file; one object is appended per event (see ``read_record``), never a token:
+                       {"event": "invoked", "pid", "ppid", "argv" (token values "<redacted>"), "command",
+                        "mode", "version"} for every invocation, and for `start` also "config_paths",
+                        "config_version", "authtoken_source" ("argv" | "env" | "config" | null),
+                        "authtoken_sources" (all places that had one), "token_in_argv", "env_authtoken",
+                        "inspect_db_size", "region";
+                       {"event": "started", "pid", "web_addr"}; {"event": "session_failed", "pid", "code"};
+                       {"event": "tunnel", "pid", "api": "tunnels"|"endpoints", "name", "proto", "upstream",
+                        "public_url", "port", "inspect", "inspect_explicit", "domain", "request" (redacted body)};
+                       {"event": "tunnel_deleted", "pid", "name"}; {"event": "exit", "pid", "code", "reason"}.
+  FAKE_NGROK_EXIT_PAUSE  seconds to wait before exiting on a session failure (0.3).
+  FAKE_NGROK_DEBUG     1: the fake's own errors (forwarding, TLS handshakes) on stderr.
+
+Like the real agent it does not die with its parent (a write to a closed stdout is ignored, not fatal) and it
+exits promptly on SIGTERM/SIGINT, closing its listeners. SIGKILL is the only way pyngrok's kill() ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import socketserver
+import ssl
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+DEFAULT_VERSION = "3.39.8"
+MODES = ("ok", "err4018", "err105", "err107", "err108", "err121", "err8012", "hang", "exit", "slow")
+FAKE_NGROK = Path(__file__).resolve()
+REDACTED = "<redacted>"
+
+E4018 = ("authentication failed: Usage of ngrok requires a verified account and authtoken.\n\n"
+         "Sign up for an account: https://dashboard.ngrok.com/signup\n"
+         "Install your authtoken: https://dashboard.ngrok.com/get-started/your-authtoken\r\n\r\nERR_NGROK_4018\r\n")
+E105 = ("authentication failed: The authtoken you specified does not look like a proper ngrok authtoken.\n"
+        "{your_token}Instructions to install your authtoken are on your ngrok dashboard:\n"
+        "https://dashboard.ngrok.com/get-started/your-authtoken\r\n\r\nERR_NGROK_105\r\n")
+E107 = ("authentication failed: The authtoken you specified is properly formed, but it is invalid.\n"
+        "{your_token}This usually happens when:\n  - You reset your authtoken\n"
+        "  - Your authtoken was for a team account that you were removed from\n"
+        "  - You are using ngrok link and this credential was explicitly revoked\n"
+        "Go to your ngrok dashboard and double check that your authtoken is correct:\n"
+        "https://dashboard.ngrok.com/get-started/your-authtoken\r\n\r\nERR_NGROK_107\r\n")
+E108 = ("authentication failed: Your account is limited to 1 simultaneous ngrok agent sessions.\n"
+        "Run multiple endpoints at the same time from a single agent by defining them in your agent configuration "
+        "file and running `ngrok start --all`.\nRead more about the agent configuration file: "
+        "https://ngrok.com/docs/agent/config/ \nYou can view your current agent sessions in the dashboard: "
+        "https://dashboard.ngrok.com/agents. Upgrade to a paid plan to remove this limit:\n"
+        "https://dashboard.ngrok.com/billing/choose-a-plan\r\n\r\nERR_NGROK_108\r\n")
+E121 = ("authentication failed: Your ngrok-agent version \"{version}\" is too old. The minimum supported agent "
+        "version for your account is \"{minimum}\". Please update to a newer version with `ngrok update`, by "
+        "downloading from https://ngrok.com/download, or by updating your SDK version. Paid accounts are currently "
+        "excluded from minimum agent version requirements. To begin handling traffic immediately without updating "
+        "your agent, upgrade to a paid plan: https://dashboard.ngrok.com/billing/subscription.\r\n\r\n"
+        "ERR_NGROK_121\r\n")
+PAGE_8012 = ("<!DOCTYPE html><html><head><title>ngrok - ERR_NGROK_8012</title></head><body>"
+             "<h1>The endpoint is offline</h1><p>Traffic successfully made it to the ngrok agent, but the agent "
+             "failed to establish a connection to the upstream web service at {upstream}. The error encountered "
+             "was: {error}</p><p>ERR_NGROK_8012</p></body></html>")
+
+VALUE_FLAGS = {"--config", "--authtoken", "--api-key", "--log", "--log-format", "--log-level", "--region",
+               "--url", "--domain", "--upstream-protocol"}
+BOOL_FLAGS = {"--none", "--all", "--help", "-h", "--version", "-v"}
+V3_TOP = {"version", "agent", "endpoints", "tunnels"}
+
+
+class Fatal(Exception):
+    """Exit at once with ``code``; ``message`` goes to stderr as ngrok's "ERROR:  " lines."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- output -------------------------------------------------------------------------------------------------
+
+_out_lock = threading.Lock()
+_stdout_open = True
+
+
+def _ts() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _q(value: object) -> str:
+    """A logfmt value as ngrok (log15) writes it: quoted and escaped when it has spaces, quotes, '=' or controls."""
+    s = "nil" if value is None else str(value)
+    if s and not re.search(r'[\s"=\\]|[\x00-\x1f]', s):
+        return s
+    out = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f'"{out}"'
+
+
+def _write_fd(fd: int, data: bytes) -> bool:
+    try:
+        while data:
+            n = os.write(fd, data)
+            data = data[n:]
+        return True
+    except OSError:  # EPIPE when the reader is gone (parent died): ignored, like an agent that outlives its parent
+        return False
+
+
+def emit(lvl: str, msg: str, **fields: object) -> None:
+    global _stdout_open
+    parts = [f"t={_ts()}", f"lvl={lvl}", f"msg={_q(msg)}"] + [f"{k}={_q(v)}" for k, v in fields.items()]
+    with _out_lock:
+        if _stdout_open:
+            _stdout_open = _write_fd(1, (" ".join(parts) + "\n").encode("utf-8", "replace"))
+
+
+def debug(text: str) -> None:
+    """FAKE_NGROK_DEBUG=1: the fake's own troubles on stderr."""
+    _write_fd(2, f"fake ngrok [{os.getpid()}]: {text}\n".encode("utf-8", "replace"))
+
+
+def say(text: str) -> None:
+    """A plain line on stdout (the non-agent commands)."""
+    with _out_lock:
+        _write_fd(1, (text + "\n").encode("utf-8", "replace"))
+
+
+def error_block(message: str) -> None:
+    """What the agent prints on stderr when a command fails: every line prefixed "ERROR:  "."""
+    lines = message.replace("\r", "").rstrip("\n").split("\n")
+    code = re.search(r"ERR_NGROK_\d+", message)
+    if code:
+        lines += [f"https://ngrok.com/docs/errors/{code.group(0).lower()}", ""]
+    _write_fd(2, "".join(f"ERROR:  {line}\n" for line in lines).encode("utf-8", "replace"))
+
+
+# --- the record -----------------------------------------------------------------------------------------------
+
+class Recorder:
+    def __init__(self, path: str | None, secrets: set[str]) -> None:
+        self.path = path
+        self.secrets = {s for s in secrets if s}
+
+        self.invoked = False
+
+    def redact(self, value: object, key: str = "", by_key: bool = False) -> object:
+        """Every known secret replaced; with ``by_key`` (request bodies) also every value under a secret-ish key."""
+        if isinstance(value, dict):
+            return {k: self.redact(v, str(k), by_key) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact(v, key, by_key) for v in value]
+        if isinstance(value, str):
+            if by_key and value and re.search(r"auth|token|secret|password|api_key|credential", key, re.I):
+                return REDACTED
+            for secret in self.secrets:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def write(self, event: str, **fields: object) -> None:
+        if event == "invoked":
+            self.invoked = True
+        if not self.path:
+            return
+        if "request" in fields:
+            fields["request"] = self.redact(fields["request"], by_key=True)
+        line = json.dumps(self.redact({"event": event, "pid": os.getpid(), **fields})) + "\n"
+        with contextlib.suppress(OSError):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+
+
+def read_record(path: str | os.PathLike[str]) -> list[dict]:
+    """The events FAKE_NGROK_RECORD holds, oldest first ([] when there is no file yet)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def make_launcher(directory: str | os.PathLike[str], name: str = "ngrok", python: str | None = None) -> Path:
+    """Write ``directory/name``: a shell script that execs this fake with one interpreter (the pid stays the same).
+
+    Handy as ``ngrok_path`` or as an ``ngrok`` on PATH. POSIX only.
+    """
+    path = Path(directory) / name
+    interpreter = python or sys.executable
+    path.write_text(f"#!/bin/sh\nexec '{interpreter}' '{FAKE_NGROK}' \"$@\"\n")
+    path.chmod(0o755)
+    return path
+
+
+# --- a small YAML reader (the subset ngrok configs use) --------------------------------------------------------
+
+class ConfigError(Exception):
+    pass
+
+
+def _strip_comment(line: str) -> str:
+    quote_char = ""
+    for i, ch in enumerate(line):
+        if quote_char:
+            if ch == quote_char:
+                quote_char = ""
+        elif ch in "'\"":
+            quote_char = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+_KEY = re.compile(r"""^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'"""  # a quoted key,
+                  r"""|[^\s'"\[\]{}#,&*!|>%@`-][^:]*?|-[^\s:][^:]*?)"""  # or a plain one
+                  r"""\s*:(?:\s+(.*))?$""")  # then ':' and the value, if any
+
+
+def _scalar(s: str) -> object:
+    s = s.strip()
+    if not s:
+        return None
+    if s[0] == '"':
+        if len(s) < 2 or s[-1] != '"':
+            raise ConfigError(f"unterminated string: {s}")
+        try:
+            return json.loads(s)
+        except ValueError:
+            return s[1:-1]
+    if s[0] == "'":
+        if len(s) < 2 or s[-1] != "'":
+            raise ConfigError(f"unterminated string: {s}")
+        return s[1:-1].replace("''", "'")
+    if s[0] == "[":
+        inner = s[1:-1] if s.endswith("]") else None
+        if inner is None or any(c in inner for c in "[]{}"):
+            raise ConfigError(f"unsupported flow sequence: {s}")
+        return [_scalar(part) for part in inner.split(",") if part.strip()]
+    if s[0] == "{":
+        inner = s[1:-1] if s.endswith("}") else None
+        if inner is None or any(c in inner for c in "[]{}"):
+            raise ConfigError(f"unsupported flow mapping: {s}")
+        out = {}
+        for part in filter(str.strip, inner.split(",")):
+            key, sep, value = part.partition(":")
+            if not sep:
+                raise ConfigError(f"bad flow mapping: {s}")
+            out[str(_scalar(key))] = _scalar(value)
+        return out
+    if s[0] in "&*!|>%@`":
+        raise ConfigError(f"unsupported YAML (the fake reads a subset): {s}")
+    low = s.lower()
+    if low == "true":
+        return True
+    if low == "false":
+        return False
+    if low in ("null", "~"):
+        return None
+    if re.fullmatch(r"[-+]?\d+", s):
+        return int(s)
+    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?", s):
+        return float(s)
+    return s
+
+
+def _is_item(content: str) -> bool:
+    return content == "-" or content.startswith("- ")
+
+
+def _parse_block(lines: list, i: int, indent: int) -> tuple[object, int]:
+    if _is_item(lines[i][1]):
+        return _parse_list(lines, i, indent)
+    return _parse_map(lines, i, indent)
+
+
+def _parse_map(lines: list, i: int, indent: int) -> tuple[dict, int]:
+    result: dict = {}
+    while i < len(lines) and lines[i][0] == indent and not _is_item(lines[i][1]):
+        m = _KEY.match(lines[i][1])
+        if not m:
+            raise ConfigError(f"cannot parse line: {lines[i][1]!r}")
+        key = str(_scalar(m.group(1)))
+        rest = m.group(2) or ""
+        i += 1
+        if rest:
+            value: object = _scalar(rest)
+        elif i < len(lines) and (lines[i][0] > indent or (lines[i][0] == indent and _is_item(lines[i][1]))):
+            value, i = _parse_block(lines, i, lines[i][0])
+        else:
+            value = None
+        result[key] = value
+    if i < len(lines) and lines[i][0] > indent:
+        raise ConfigError(f"bad indentation: {lines[i][1]!r}")
+    return result, i
+
+
+def _parse_list(lines: list, i: int, indent: int) -> tuple[list, int]:
+    items: list = []
+    while i < len(lines) and lines[i][0] == indent and _is_item(lines[i][1]):
+        content = lines[i][1]
+        rest = content[1:].lstrip(" ")
+        if not rest:
+            i += 1
+            if i < len(lines) and lines[i][0] > indent:
+                value, i = _parse_block(lines, i, lines[i][0])
+            else:
+                value = None
+        elif _KEY.match(rest) or _is_item(rest):
+            sub = indent + len(content) - len(rest)
+            lines[i] = (sub, rest)
+            value, i = _parse_block(lines, i, sub)
+        else:
+            value = _scalar(rest)
+            i += 1
+        items.append(value)
+    return items, i
+
+
+def parse_config_text(text: str) -> dict:
+    text = text.lstrip("\ufeff")
+    if text.strip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    else:
+        lines = []
+        for raw in text.splitlines():
+            body = raw.rstrip()
+            lead = body[:len(body) - len(body.lstrip())]
+            if "\t" in lead:
+                raise ConfigError("found character that cannot start any token (a tab)")
+            body = _strip_comment(body).rstrip()
+            if not body.strip() or body.strip() in ("---", "..."):
+                continue
+            lines.append((len(body) - len(body.lstrip(" ")), body.strip()))
+        if not lines:
+            return {}
+        data, end = _parse_block(lines, 0, lines[0][0])
+        if end != len(lines):
+            raise ConfigError(f"cannot parse line: {lines[end][1]!r}")
+    if not isinstance(data, dict):
+        raise ConfigError("the configuration must be a mapping")
+    return data
+
+
+def _dump_yaml(value: object, indent: int = 0) -> str:
+    """A tiny YAML writer (mappings, lists, scalars); strings are written as JSON strings, valid YAML."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                out.append(f"{pad}{k}:\n{_dump_yaml(v, indent + 4)}")
+            else:
+                out.append(f"{pad}{k}: {_dump_scalar(v)}\n")
+        return "".join(out)
+    if isinstance(value, list):
+        out = []
+        for v in value:
+            if isinstance(v, (dict, list)) and v:
+                inner = _dump_yaml(v, indent + 2)
+                out.append(f"{pad}- {inner[indent + 2:]}")
+            else:
+                out.append(f"{pad}- {_dump_scalar(v)}\n")
+        return "".join(out)
+    return f"{pad}{_dump_scalar(value)}\n"
+
+
+def _dump_scalar(v: object) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, dict):
+        return "{}"
+    if isinstance(v, list):
+        return "[]"
+    return json.dumps(str(v))
+
+
+# --- configuration as the agent reads it ---------------------------------------------------------------------
+
+def default_config_path() -> Path:
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "ngrok" / "ngrok.yml"
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "ngrok" / "ngrok.yml"
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    path = base / "ngrok" / "ngrok.yml"
+    legacy = home / ".ngrok2" / "ngrok.yml"
+    return legacy if legacy.exists() and not path.exists() else path
+
+
+def read_config_file(path: str, *, must_exist: bool = True) -> dict:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        if not must_exist:
+            return {}
+        raise Fatal(f"Error reading configuration file '{path}': open {path}: no such file or directory") from None
+    except OSError as e:
+        raise Fatal(f"Error reading configuration file '{path}': {e.strerror}") from None
+    try:
+        data = parse_config_text(text)
+    except ConfigError as e:
+        raise Fatal(f"Error reading configuration file '{path}': yaml: {e}") from None
+    if not data:
+        return {}
+    version = str(data.get("version", "")).strip()
+    if version not in ("2", "3"):
+        raise Fatal(f"Error reading configuration file '{path}': Invalid configuration property value for "
+                    f"'version', '{data.get('version', '')}': must be one of [2 3]")
+    if version == "3":
+        unknown = sorted(set(data) - V3_TOP)
+        if unknown:
+            raise Fatal(f"Error reading configuration file '{path}': yaml: unmarshal errors:\n"
+                        + "\n".join(f"  field {k} not found in type config.v3yamlConfig" for k in unknown))
+        if data.get("agent") is not None and not isinstance(data["agent"], dict):
+            raise Fatal(f"Error reading configuration file '{path}': 'agent' must be a mapping")
+    elif "agent" in data:
+        raise Fatal(f"Error reading configuration file '{path}': yaml: unmarshal errors:\n"
+                    "  field agent not found in type config.v2yamlConfig")
+    return data
+
+
+def agent_settings(data: dict) -> dict:
+    """The agent-level settings of one file: ``agent:`` in v3, the top level in v2."""
+    if str(data.get("version", "")) == "3":
+        return dict(data.get("agent") or {})
+    return {k: v for k, v in data.items() if k not in ("version", "tunnels")}
+
+
+class Args:
+    def __init__(self, argv: list[str]) -> None:
+        self.positional: list[str] = []
+        self.values: dict[str, list[str]] = {}
+        self.flags: set[str] = set()
+        i = 0
+        while i < len(argv):
+            arg = argv[i]
+            if arg == "--":
+                self.positional += argv[i + 1:]
+                break
+            if arg.startswith("-") and arg != "-":
+                name, eq, value = arg.partition("=")
+                if name in VALUE_FLAGS:
+                    if not eq:
+                        i += 1
+                        if i >= len(argv):
+                            raise Fatal(f"flag needs an argument: {name}")
+                        value = argv[i]
+                    self.values.setdefault(name, []).append(value)
+                elif name in BOOL_FLAGS and not eq:
+                    self.flags.add(name)
+                else:
+                    raise Fatal(f"unknown flag: {name}")
+            else:
+                self.positional.append(arg)
+            i += 1
+
+    def last(self, flag: str) -> str | None:
+        values = self.values.get(flag)
+        return values[-1] if values else None
+
+    def config_paths(self) -> list[str]:
+        return [p for v in self.values.get("--config", []) for p in v.split(",") if p]
+
+
+def redact_argv(argv: list[str], secrets: set[str]) -> list[str]:
+    out = []
+    hide_next = False
+    for i, arg in enumerate(argv):
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if name in ("--authtoken", "--api-key"):
+            if eq:
+                out.append(f"{name}={REDACTED}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        if i >= 2 and argv[i - 2] == "config" and argv[i - 1] in ("add-authtoken", "add-api-key"):
+            out.append(REDACTED)
+            continue
+        for secret in secrets:
+            if secret:
+                arg = arg.replace(secret, REDACTED)
+        out.append(arg)
+    return out
+
+
+# --- the agent -------------------------------------------------------------------------------------------------
+
+def _bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{name} must be a boolean, not {value!r}")
+
+
+def parse_upstream(addr: object) -> tuple[str, str, int, str]:
+    """(scheme, host, port, normalized url) of a tunnel's addr / an endpoint's upstream url, as the agent reads it."""
+    s = str(addr).strip()
+    if not s:
+        raise ValueError("upstream address is empty")
+    if s.isdigit():
+        return "http", "localhost", int(s), f"http://localhost:{s}"
+    if "://" in s:
+        parts = urlsplit(s)
+        if parts.scheme not in ("http", "https", "tcp", "tls"):
+            raise ValueError(f"unsupported upstream scheme {parts.scheme!r} (the fake forwards http, https, tcp)")
+        try:
+            port = parts.port
+        except ValueError as e:
+            raise ValueError(f"invalid upstream url {s!r}: {e}") from None
+        host = parts.hostname
+        if not host or (parts.path not in ("", "/")):
+            raise ValueError(f"invalid upstream url {s!r}")
+        port = port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+        if not port:
+            raise ValueError(f"invalid upstream url {s!r}: a port is required")
+        return parts.scheme, host, port, s
+    host, sep, port_s = s.rpartition(":")
+    if not sep or not port_s.isdigit():
+        raise ValueError(f"invalid upstream address {s!r}")
+    host = host.strip("[]") or "localhost"
+    return "http", host, int(port_s), f"http://{s}"
+
+
+class Tunnel:
+    def __init__(self, api: str, name: str, proto: str, scheme: str, host: str, port: int, upstream_url: str,
+                 inspect: bool, domain: str | None) -> None:
+        self.api = api
+        self.name = name
+        self.id = uuid.uuid4().hex
+        self.proto = proto
+        self.up_scheme = scheme
+        self.up_host = host
+        self.up_port = port
+        self.upstream_url = upstream_url
+        self.inspect = inspect
+        self.domain = domain
+        self.public_url = ""
+        self.port = 0
+        self.server: asyncio.base_events.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.conns = 0
+
+    def json(self, api: str | None = None) -> dict:
+        api = api or self.api
+        metrics = {"conns": {"count": self.conns, "gauge": 0, "rate1": 0, "rate5": 0, "rate15": 0, "p50": 0,
+                             "p90": 0, "p95": 0, "p99": 0},
+                   "http": {"count": 0, "rate1": 0, "rate5": 0, "rate15": 0, "p50": 0, "p90": 0, "p95": 0, "p99": 0}}
+        if api == "endpoints":
+            return {"id": self.id, "name": self.name, "uri": f"/api/endpoints/{quote(self.name)}",
+                    "url": self.public_url, "upstream": {"url": self.upstream_url, "protocol": "http1"},
+                    "traffic_policy": "", "pooling_enabled": False, "metrics": metrics}
+        return {"ID": self.id, "name": self.name, "uri": f"/api/tunnels/{quote(self.name)}",
+                "public_url": self.public_url, "proto": self.public_url.split("://")[0],
+                "config": {"addr": self.upstream_url, "inspect": self.inspect}, "metrics": metrics}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, msg: str, err: str) -> None:
+        super().__init__(err)
+        self.body = {"error_code": code, "status_code": status, "msg": msg, "details": {"err": err}}
+        self.status = status
+
+
+class Agent:
+    def __init__(self, env: dict[str, str], recorder: Recorder, mode: str, version: str) -> None:
+        self.env = env
+        self.recorder = recorder
+        self.mode = mode
+        self.version = version
+        self.public_host = env.get("FAKE_NGROK_PUBLIC_HOST") or "127.0.0.1"
+        self.tls = self._server_tls()
+        self.tunnels: dict[str, Tunnel] = {}
+        self.lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        self.debug = env.get("FAKE_NGROK_DEBUG") == "1"
+        self.loop.set_exception_handler(self._loop_error)  # handshake noise from clients: silent unless debugging
+        self.loop_thread = threading.Thread(target=self.loop.run_forever, name="forwarding", daemon=True)
+        self.api: ThreadingHTTPServer | None = None
+        self.web_addr = ""
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        if self.debug:
+            debug(f"loop: {context.get('message')} {context.get('exception')!r}")
+
+    def _server_tls(self) -> ssl.SSLContext | None:
+        cert, key = self.env.get("FAKE_NGROK_TLS_CERT"), self.env.get("FAKE_NGROK_TLS_KEY")
+        if not cert:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(cert, key or None)
+        except (OSError, ssl.SSLError) as e:
+            raise Fatal(f"fake ngrok: cannot load FAKE_NGROK_TLS_CERT/FAKE_NGROK_TLS_KEY: {e}") from None
+        ctx.set_alpn_protocols(["http/1.1"])  # a byte splice to an HTTP/1.1 upstream: no h2 on the public side
+        return ctx
+
+    # web service ---------------------------------------------------------------------------------------------
+    def start_web(self, web_addr: object, explicit: bool) -> str:
+        if web_addr is False:
+            raise Fatal("web_addr false: the fake always serves its API")
+        text = str(web_addr) if web_addr not in (None, "") else "127.0.0.1:4040"
+        if text.isdigit():
+            text = f"127.0.0.1:{text}"
+        host, _, port_s = text.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"  # tests stay on loopback
+        port = int(port_s or 4040)
+        forced = self.env.get("FAKE_NGROK_WEB_PORT")
+        if forced is not None and forced.strip() != "":
+            port, explicit = int(forced), True
+        handler = type("Handler", (ApiHandler,), {"agent": self})
+        attempts = [port] if (explicit or port == 0) else list(range(port, port + 10))
+        last: OSError | None = None
+        server_cls = _WebServer6 if ":" in host else _WebServer
+        for candidate in attempts:
+            try:
+                self.api = server_cls((host, candidate), handler)
+                break
+            except OSError as e:
+                last = e
+        if self.api is None:
+            raise Fatal(f"failed to start web service: listen tcp {host}:{port}: {last.strerror if last else ''}")
+        threading.Thread(target=self.api.serve_forever, name="web", daemon=True).start()
+        actual = self.api.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        self.web_addr = f"{shown}:{actual}"
+        return self.web_addr
+
+    def start_loop(self) -> None:
+        self.loop_thread.start()
+
+    # tunnels -------------------------------------------------------------------------------------------------
+    def create(self, api: str, body: dict) -> Tunnel:
+        if not isinstance(body, dict):
+            raise ApiError(400, 102, "invalid tunnel configuration", "the request body must be a JSON object")
+        name = str(body.get("name") or uuid.uuid4())
+        try:
+            if api == "endpoints":
+                upstream = body.get("upstream")
+                target = upstream.get("url") if isinstance(upstream, dict) else upstream
+                if target is None:
+                    target = body.get("addr", 80)
+                url = str(body.get("url") or "")
+                proto = url.split("://")[0] if "://" in url else "http"
+                proto = "http" if proto == "https" else proto
+                domain_url = url if "://" in url else ""
+            else:
+                target = body.get("addr", 80)
+                proto = str(body.get("proto") or "http")
+                domain_url = str(body.get("url") or "")
+            if proto not in ("http", "tcp", "tls"):
+                raise ValueError(f"unsupported proto {proto!r}")
+            scheme, host, port, upstream_url = parse_upstream(target)
+            domain = body.get("domain") or body.get("hostname") or (urlsplit(domain_url).hostname if domain_url
+                                                                    else None)
+            explicit = "inspect" in body
+            inspect = _bool(body["inspect"], "inspect") if explicit else proto == "http"
+        except ValueError as e:
+            raise ApiError(400, 102, "invalid tunnel configuration", str(e)) from None
+        tunnel = Tunnel(api, name, proto, scheme, host, port, upstream_url, inspect, str(domain) if domain else None)
+        with self.lock:
+            if name in self.tunnels:
+                raise ApiError(400, 102, "invalid tunnel configuration",
+                               f"a tunnel with the name '{name}' already exists")
+            self.tunnels[name] = tunnel
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._listen(tunnel), self.loop)
+            future.result(10)
+        except Exception as e:
+            with self.lock:
+                self.tunnels.pop(name, None)
+            raise ApiError(502, 103, "failed to start tunnel", str(e)) from None
+        emit("info", "started tunnel", obj="tunnels", name=name, addr=upstream_url, url=tunnel.public_url)
+        self.recorder.write("tunnel", api=api, name=name, proto=proto, upstream=upstream_url,
+                            public_url=tunnel.public_url, port=tunnel.port, inspect=inspect,
+                            inspect_explicit=explicit, domain=tunnel.domain, request=body)
+        return tunnel
+
+    def get(self, name: str) -> Tunnel:
+        with self.lock:
+            tunnel = self.tunnels.get(name)
+        if tunnel is None:
+            raise ApiError(404, 100, "tunnel not found", f"tunnel '{name}' not found")
+        return tunnel
+
+    def delete(self, name: str) -> None:
+        with self.lock:
+            tunnel = self.tunnels.pop(name, None)
+        if tunnel is None:
+            raise ApiError(404, 100, "tunnel not found", f"tunnel '{name}' not found")
+        asyncio.run_coroutine_threadsafe(self._close(tunnel), self.loop).result(10)
+        emit("info", "stopped tunnel", obj="tunnels", name=name)
+        self.recorder.write("tunnel_deleted", name=name)
+
+    def list(self) -> list[Tunnel]:
+        with self.lock:
+            return list(self.tunnels.values())
+
+    def close_all(self) -> None:
+        for tunnel in self.list():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._close(tunnel), self.loop).result(5)
+        if self.api is not None:
+            self.api.server_close()
+
+    # forwarding (on the loop thread) -------------------------------------------------------------------------
+    async def _listen(self, tunnel: Tunnel) -> None:
+        use_tls = self.tls is not None and tunnel.proto in ("http", "tls")
+        bind = self.public_host if _is_ip(self.public_host) else "127.0.0.1"
+        tunnel.server = await asyncio.start_server(
+            lambda r, w: self._serve(tunnel, r, w), bind, 0, ssl=self.tls if use_tls else None,
+            ssl_handshake_timeout=10 if use_tls else None)
+        tunnel.port = tunnel.server.sockets[0].getsockname()[1]
+        host = tunnel.domain or self.public_host
+        host = f"[{host}]" if ":" in host else host
+        scheme = {"http": "https" if use_tls else "http", "tcp": "tcp", "tls": "tls"}[tunnel.proto]
+        tunnel.public_url = f"{scheme}://{host}:{tunnel.port}"
+
+    async def _close(self, tunnel: Tunnel) -> None:
+        if tunnel.server is not None:
+            tunnel.server.close()
+        for writer in list(tunnel.writers):
+            writer.transport.abort()
+        tunnel.writers.clear()
+
+    async def _serve(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tunnel.conns += 1
+        tunnel.writers.add(writer)
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        remote = f"{peer[0]}:{peer[1]}"
+        upstream_writer = None
+        try:
+            if self.mode == "err8012":
+                await self._edge_error(tunnel, reader, writer, f"dial tcp {tunnel.up_host}:{tunnel.up_port}: "
+                                                               "connect: connection refused")
+                return
+            up_ssl = None
+            if tunnel.up_scheme in ("https", "tls"):
+                up_ssl = ssl.create_default_context()
+                up_ssl.check_hostname = False
+                up_ssl.verify_mode = ssl.CERT_NONE
+            try:
+                upstream_reader, upstream_writer = await asyncio.wait_for(
+                    asyncio.open_connection(tunnel.up_host, tunnel.up_port, ssl=up_ssl), 10)
+            except (OSError, asyncio.TimeoutError) as e:
+                reason = getattr(e, "strerror", None) or type(e).__name__
+                error = f"dial tcp {tunnel.up_host}:{tunnel.up_port}: connect: {reason.lower()}"
+                emit("warn", "failed to dial upstream", obj="tunnels.session", name=tunnel.name,
+                     upstream=tunnel.upstream_url, err=error)
+                await self._edge_error(tunnel, reader, writer, error)
+                return
+            tunnel.writers.add(upstream_writer)
+            emit("info", "join connections", obj="join", id=uuid.uuid4().hex[:12],
+                 l=f"{tunnel.up_host}:{tunnel.up_port}", r=remote)
+            to_upstream = asyncio.ensure_future(_pump(reader, upstream_writer))
+            to_client = asyncio.ensure_future(_pump(upstream_reader, writer))
+            pending = {to_upstream, to_client}
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if any(task.exception() is not None or task.result() == "closed" for task in done):
+                    break  # a reset, or a side that cannot half-close: the connection is over
+            for task in pending:
+                task.cancel()
+        except Exception as e:  # a client going away mid-handshake or mid-stream ends only its connection
+            if self.debug:
+                debug(f"connection {remote} on {tunnel.name}: {e!r}")
+        finally:
+            for w in (writer, upstream_writer):
+                if w is not None:
+                    tunnel.writers.discard(w)
+                    with contextlib.suppress(Exception):
+                        w.close()
+
+    async def _edge_error(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          error: str) -> None:
+        if tunnel.proto != "http":
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        body = PAGE_8012.format(upstream=f"{tunnel.up_host}:{tunnel.up_port}", error=error).encode()
+        head = ("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nNgrok-Error-Code: ERR_NGROK_8012\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        writer.write(head + body)
+        with contextlib.suppress(Exception):
+            await writer.drain()
+
+
+async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> str:
+    while True:
+        data = await src.read(65536)
+        if not data:
+            break
+        dst.write(data)
+        await dst.drain()
+    if dst.can_write_eof():
+        with contextlib.suppress(OSError, RuntimeError):
+            dst.write_eof()
+        return "half-closed"
+    dst.close()
+    return "closed"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return True
+    except OSError:
+        return False
+
+
+class _WebServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would call socket.getfqdn(host): a reverse lookup nobody needs here.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+
+class _WebServer6(_WebServer):
+    address_family = socket.AF_INET6
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    agent: Agent
+    protocol_version = "HTTP/1.1"
+    server_version = "ngrok-agent"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: object) -> None:  # the base class's signature
+        pass
+
+    def _send(self, status: int, body: object = None) -> None:
+        data = b"" if status == 204 else (json.dumps(body) + "\n").encode()
+        self.send_response(status)
+        if status != 204:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    def _route(self) -> tuple[str, str | None]:
+        path = urlsplit(self.path).path.rstrip("/")
+        m = re.fullmatch(r"/api/(tunnels|endpoints)(?:/(.+))?", path)
+        if m:
+            return m.group(1), unquote(m.group(2)) if m.group(2) else None
+        return path, None
+
+    def _handle(self, method: str) -> None:
+        agent = self.agent
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        kind, name = self._route()
+        try:
+            if kind in ("tunnels", "endpoints"):
+                if name is None and method == "GET":
+                    self._send(200, {kind: [t.json(kind) for t in agent.list()], "uri": f"/api/{kind}"})
+                elif name is None and method == "POST":
+                    try:
+                        body = json.loads(raw or b"{}")
+                    except ValueError:
+                        raise ApiError(400, 102, "invalid tunnel configuration", "invalid JSON body") from None
+                    self._send(201, agent.create(kind, body).json(kind))
+                elif name is not None and method == "GET":
+                    self._send(200, agent.get(name).json(kind))
+                elif name is not None and method == "DELETE":
+                    agent.delete(name)
+                    self._send(204)
+                else:
+                    raise ApiError(405, 105, "method not allowed", f"{method} {self.path}")
+            elif kind == "/api/status" and method == "GET":
+                self._send(200, {"status": "online", "agent_version": agent.version, "uri": "/api/status",
+                                 "session": {"status": "online", "region": "local"}})
+            elif kind == "/api/requests/http":
+                if method == "DELETE":
+                    self._send(204)
+                else:
+                    self._send(200, {"uri": "/api/requests/http", "requests": []})
+            elif kind in ("/api", ""):
+                self._send(200, {"uri": "/api", "tunnels": "/api/tunnels", "endpoints": "/api/endpoints",
+                                 "status": "/api/status", "requests": "/api/requests/http"})
+            else:
+                raise ApiError(404, 100, "not found", f"no API at {self.path}")
+        except ApiError as e:
+            self._send(e.status, e.body)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+
+# --- commands ----------------------------------------------------------------------------------------------
+
+def _pick_mode(env: dict[str, str]) -> str:
+    modes = [m.strip() for m in (env.get("FAKE_NGROK_MODE") or "ok").split(",") if m.strip()] or ["ok"]
+    for mode in modes:
+        if mode not in MODES:
+            raise Fatal(f"fake ngrok: unknown FAKE_NGROK_MODE {mode!r}; one of {', '.join(MODES)}")
+    if len(modes) == 1:
+        return modes[0]
+    record = env.get("FAKE_NGROK_RECORD")
+    starts = sum(1 for e in read_record(record) if e.get("event") == "invoked" and e.get("command") == "start") \
+        if record else 0
+    return modes[min(starts, len(modes) - 1)]
+
+
+def _next_minor(version: str) -> str:
+    parts = (version.split(".") + ["0", "0"])[:2]
+    try:
+        return f"{int(parts[0])}.{int(parts[1]) + 1}.0"
+    except ValueError:
+        return "99.0.0"
+
+
+def _session_lock(path: str | None) -> bool:
+    """Hold the one agent session the account allows; False when another live agent holds it."""
+    if not path:
+        return True
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no single-session emulation
+        return True
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held.append(fd)  # held until this process ends, however it ends
+    return True
+
+
+_held: list[int] = []
+
+
+def cmd_config(args: Args, recorder: Recorder) -> int:
+    sub = args.positional[1] if len(args.positional) > 1 else ""
+    paths = args.config_paths()
+    path = paths[-1] if paths else str(default_config_path())
+    if sub in ("add-authtoken", "add-api-key"):
+        if len(args.positional) != 3:
+            raise Fatal(f"accepts 1 arg(s), received {len(args.positional) - 2}")
+        secret = args.positional[2]
+        data = read_config_file(path, must_exist=False) or {"version": "3"}
+        field = "authtoken" if sub == "add-authtoken" else "api_key"
+        if str(data.get("version")) == "3":
+            agent = data.get("agent") if isinstance(data.get("agent"), dict) else {}
+            agent[field] = secret
+            data["agent"] = agent
+        else:
+            data[field] = secret
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(_dump_yaml(data))
+        say(f"{'Authtoken' if field == 'authtoken' else 'API key'} saved to configuration file: {path}")
+        return 0
+    if sub == "check":
+        for p in paths or [path]:
+            read_config_file(p)
+        say(f"Valid configuration file at {path}")
+        return 0
+    if sub == "upgrade":
+        data = read_config_file(path)
+        if str(data.get("version")) == "3":
+            say(f"Configuration file at {path} is already version 3")
+            return 0
+        upgraded = {"version": "3", "agent": agent_settings(data)}
+        if data.get("tunnels"):
+            upgraded["tunnels"] = data["tunnels"]
+        Path(path).write_text(_dump_yaml(upgraded))
+        say(f"Upgraded configuration file at {path} to version 3")
+        return 0
+    raise Fatal(f"unknown command \"{sub}\" for \"ngrok config\"")
+
+
+def cmd_start(args: Args, env: dict[str, str], recorder: Recorder, argv: list[str], mode: str,
+              version: str) -> int:
+    config_paths = args.config_paths()
+    files = config_paths or [str(default_config_path())]
+    configs = [read_config_file(p, must_exist=bool(config_paths)) for p in files]
+    settings: dict = {}
+    definitions: dict[str, dict] = {}
+    config_version = None
+    for data in configs:
+        if data:
+            config_version = str(data.get("version"))
+        settings.update(agent_settings(data))
+        for tname, definition in (data.get("tunnels") or {}).items():
+            definitions[str(tname)] = {"api": "tunnels", **(definition or {}), "name": str(tname)}
+        for definition in data.get("endpoints") or []:
+            if isinstance(definition, dict) and definition.get("name"):
+                definitions[str(definition["name"])] = {"api": "endpoints", **definition}
+
+    sources = {"argv": args.last("--authtoken") or None, "env": env.get("NGROK_AUTHTOKEN") or None,
+               "config": str(settings["authtoken"]) if settings.get("authtoken") else None}
+    source = next((where for where in ("argv", "env", "config") if sources[where]), None)
+    token = sources[source] if source else None
+    recorder.secrets |= {s for s in sources.values() if s}
+    recorder.write("invoked", ppid=os.getppid(), argv=redact_argv(argv, recorder.secrets), command="start",
+                   mode=mode, version=version, config_paths=[str(Path(p)) for p in files],
+                   config_version=config_version, authtoken_source=source,
+                   authtoken_sources=[where for where in ("argv", "env", "config") if sources[where]],
+                   token_in_argv=bool(token) and any(token in a for a in argv), env_authtoken=bool(sources["env"]),
+                   inspect_db_size=settings.get("inspect_db_size"), region=args.last("--region"))
+
+    if not ({"--none", "--all"} & args.flags) and len(args.positional) < 2:
+        raise Fatal("Specify the name of at least one tunnel or endpoint to start, or use '--all' or '--none'")
+    wanted = list(definitions) if "--all" in args.flags else args.positional[1:]
+    for wanted_name in wanted:
+        if wanted_name not in definitions:
+            raise Fatal(f"Tunnel or endpoint '{wanted_name}' is not defined in the configuration")
+
+    if mode == "hang":
+        while True:
+            time.sleep(3600)
+    if mode == "exit":
+        emit("info", "open config file", path=files[0], err=None)
+        error_block(f"fake ngrok exits at once (FAKE_NGROK_MODE=exit); config {files[0]}")
+        recorder.write("exit", code=1, reason="mode exit")
+        return 1
+    if mode == "slow":
+        time.sleep(float(env.get("FAKE_NGROK_DELAY") or 2))
+
+    agent = Agent(env, recorder, mode, version)
+    agent.start_loop()
+    web_addr = agent.start_web(settings.get("web_addr"), explicit="web_addr" in settings)
+    if config_paths:
+        for p in files:
+            emit("info", "open config file", path=p, err=None)
+    else:
+        emit("info", "no configuration paths supplied")
+        emit("info", "using configuration at default config path", path=files[0])
+        emit("info", "open config file", path=files[0], err=None)
+    emit("info", "FIPS 140 mode", enabled="false")
+    emit("info", "starting web service", obj="web", addr=web_addr, allow_hosts="[]")
+    recorder.write("started", web_addr=web_addr)
+
+    echo = env.get("FAKE_NGROK_ECHO_TOKEN", "1") != "0"
+    your_token = f"Your authtoken: {token}\n" if echo else ""
+    failure = None
+    valid = env.get("FAKE_NGROK_VALID_TOKEN")
+    if not token or mode == "err4018":
+        failure = E4018
+    elif mode == "err105":
+        failure = E105.format(your_token=your_token)
+    elif mode == "err107" or (valid and token != valid):
+        failure = E107.format(your_token=your_token)
+    elif mode == "err121":
+        failure = E121.format(version=version, minimum=env.get("FAKE_NGROK_MIN_VERSION") or _next_minor(version))
+    elif mode == "err108" or not _session_lock(env.get("FAKE_NGROK_SESSION_FILE")):
+        failure = E108
+    if failure is not None:
+        emit("eror", "failed to reconnect session", obj="tunnels.session", err=failure)
+        emit("eror", "session closing", obj="tunnels.session", err=failure)
+        emit("info", "received stop request", obj="app", stopReq="{err:<nil> restart:false}")
+        emit("eror", "terminating with error", obj="app", err=failure)
+        emit("crit", "command failed", err=failure)
+        error_block(failure)
+        code = re.search(r"ERR_NGROK_\d+", failure)
+        recorder.write("session_failed", code=code.group(0) if code else None)
+        time.sleep(float(env.get("FAKE_NGROK_EXIT_PAUSE") or 0.3))
+        agent.close_all()
+        recorder.write("exit", code=1, reason="session failed")
+        return 1
+
+    emit("info", "client session established", obj="tunnels.session")
+    emit("info", "tunnel session started", obj="tunnels.session")
+    for wanted_name in wanted:
+        definition = dict(definitions[wanted_name])
+        with contextlib.suppress(ApiError):
+            agent.create(definition.pop("api"), definition)
+
+    stop = threading.Event()
+    reason: list[str] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        reason.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(0.5):
+        pass
+    emit("info", "received stop request", obj="app", stopReq="{err:<nil> restart:false}")
+    agent.close_all()
+    recorder.write("exit", code=0, reason=reason[0] if reason else "stop")
+    return 0
+
+
+USAGE = """NAME:
+  ngrok - tunnel local ports to public URLs and inspect traffic (fake agent for tests)
+
+USAGE:
+  ngrok [command] [flags]
+
+COMMANDS:
+  config          update or migrate ngrok's configuration file
+  start           start endpoints or tunnels by name from the configuration file
+  update          update ngrok to the latest version
+  version         print the version string
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ)
+    version = env.get("FAKE_NGROK_VERSION") or DEFAULT_VERSION
+    recorder = Recorder(env.get("FAKE_NGROK_RECORD"), {env.get("NGROK_AUTHTOKEN") or ""})
+    command = ""
+    try:
+        args = Args(argv)
+        command = args.positional[0] if args.positional else ""
+        if command == "start":
+            mode = _pick_mode(env)
+            return cmd_start(args, env, recorder, argv, mode, version)
+        recorder.write("invoked", ppid=os.getppid(), argv=redact_argv(argv, recorder.secrets), command=command,
+                       version=version)
+        if command == "version" or ({"--version", "-v"} & args.flags and not command):
+            say(f"ngrok version {version}")
+            return 0
+        if command in ("", "help") or {"--help", "-h"} & args.flags:
+            say(USAGE)
+            return 0
+        if command == "config":
+            return cmd_config(args, recorder)
+        if command == "update":
+            say("No update available, this is the latest version.")
+            return 0
+        if command in ("http", "tcp", "tls", "api", "diagnose", "service", "credits", "completion"):
+            raise Fatal(f"the fake ngrok agent does not implement \"ngrok {command}\" (use start --none and the API)")
+        raise Fatal(f"unknown command \"{command}\" for \"ngrok\"")
+    except Fatal as e:
+        if command == "start" and not recorder.invoked:
+            recorder.write("invoked", ppid=os.getppid(), argv=redact_argv(argv, recorder.secrets), command=command,
+                           version=version)
+        error_block(str(e))
+        recorder.write("exit", code=e.code, reason=str(e)[:200], command=command)
+        return e.code
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    try:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # until `start` installs its own
+    except (ValueError, OSError):
+        pass
+    os._exit(main())  # every line went out with os.write: nothing is left to flush

@@ -1,4 +1,4 @@
-"""`devhttps ca ...`: path, show, create, export, cert."""
+"""`devhttps ca ...`: path, show, create, export, cert; install and uninstall are in ca_trust."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from devhttps.app import ca_setup
+from devhttps.app import ca_setup, ca_trust
 from devhttps.app.ca_setup import fingerprint_fields
 from devhttps.app.config import CAConfig, Globals
 from devhttps.base.errors import DevhttpsError
@@ -25,6 +25,8 @@ def run(cfg: CAConfig, opts: Globals, ui: UI, env: dict[str, str]) -> int:
         return 0
     if cfg.action == "create":
         return _create(cfg, choice, ui)
+    if cfg.action in ("install", "uninstall"):
+        return ca_trust.run(cfg, choice, ui, env)
     if cfg.action == "show" and caroot.holds_ca(choice.path):
         return _show_even_broken(choice, ui)
     ca, _ = ca_setup.obtain(choice, ui)

@@ -1,4 +1,4 @@
-"""`devhttps ca ACTION`: path, show, create, export, cert."""
+"""`devhttps ca ACTION`: path, show, create, export, cert, install, uninstall."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from devhttps.app.config import CAConfig, Globals
 from devhttps.cli.parser import Parser, option
+from devhttps.trust.stores import NAMES as STORE_NAMES
 from devhttps.ui.console import UI
 
 NAME = "ca"
@@ -37,6 +38,29 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                       help="folder for the files (default: current folder)")
     cert.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa",
                       help="leaf key type (default ecdsa P-256)")
+    _trust_action(casub, common, "install", "trust the CA in this computer's browsers and system store")
+    _trust_action(casub, common, "uninstall", "remove the CA from the trust stores `ca install` added it to")
+
+
+TRUST_EPILOG = """stores:
+  system   Linux: update-ca-certificates, update-ca-trust or trust (sudo when needed);
+           macOS: the System keychain (sudo); Windows: the current user's ROOT store
+  nss      Chrome/Chromium (~/.pki/nssdb) and Firefox profiles, through NSS's certutil
+           (Debian/Ubuntu: libnss3-tools, Fedora: nss-tools, Arch: nss, macOS: brew install nss)
+
+Only localhost already counts as secure in browsers: this is for desktop browsers that
+open devhttps through a LAN name or address (https://NAME.local:8443/). Each command that
+changes a store is printed before it runs; uninstall removes exactly what install added.
+"""
+
+
+def _trust_action(casub: argparse._SubParsersAction, common: argparse.ArgumentParser,  # type: ignore[type-arg]
+                  name: str, summary: str) -> None:
+    parser = _action(casub, common, name, summary)
+    parser.epilog = TRUST_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--store", dest="stores", action="append", choices=STORE_NAMES,
+                        help="only this store (repeat for several; default: every store this platform has)")
 
 
 def _action(casub: argparse._SubParsersAction, common: argparse.ArgumentParser,  # type: ignore[type-arg]
@@ -55,6 +79,7 @@ def config(ns: argparse.Namespace) -> CAConfig:
         export_format=option(ns, "export_format", "pem"),
         output=option(ns, "output"),
         names=tuple(option(ns, "names", ()) or ()),
+        stores=tuple(dict.fromkeys(option(ns, "stores", ()) or ())),
     )
 
 

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Loopback benchmark: devhttps against the upstream directly (the limit), nginx and stunnel.
 
+devhttps-gate is devhttps's proxy as the public modes run it: a plain-HTTP loopback listener with the access
+gate, every request carrying the gate's cookie as a let-in browser's would; its CPU per keep-alive request is
+compared with the devhttps target's (TLS listener, no gate). devhttps-plain (only with --only) is the same
+listener without the gate: it splits that comparison into what TLS saves and what the gate costs.
+
 All targets run at once in front of one fast upstream; every phase visits every target in turn
 (A B C A B C ..., the starting target rotating each round), so drift on a shared machine hits
 all of them alike. Rates are noisy; the proxy's own CPU time per request and per MiB (from
@@ -31,13 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_clients import BenchError
 from bench_phases import QUICK, SMOKE, Phases, Plan
 from bench_profile import profile
-from bench_report import Results, check_table, checks, table
+from bench_report import Results, check_table, checks, gate_checks, gate_summary, table
 from bench_targets import (
     REPO,
     Target,
     direct,
     make_certs,
     start_devhttps,
+    start_gate,
     start_nginx,
     start_stunnel,
     start_upstream,
@@ -45,7 +51,8 @@ from bench_targets import (
 )
 from bench_upstream import install_uvloop
 
-ALL = ("direct", "devhttps", "devhttps-asyncio", "nginx", "nginx-auto", "stunnel")
+ALL = ("direct", "devhttps", "devhttps-asyncio", "devhttps-gate", "nginx", "nginx-auto", "stunnel")
+OPTIONAL = ("devhttps-plain",)  # measured only when --only names it
 FAULTS = (BenchError, OSError, ssl.SSLError, TimeoutError, RuntimeError, ValueError)
 
 
@@ -60,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "wrk when installed, it leaves the proxy more headroom than a Python client)")
     ap.add_argument("--nginx-workers", choices=("1", "auto", "both"), default="1",
                     help="nginx worker_processes (default 1: fair against a single-threaded proxy)")
-    ap.add_argument("--only", metavar="NAMES", help=f"comma-separated subset of {','.join(ALL)}")
+    ap.add_argument("--only", metavar="NAMES", help=f"comma-separated subset of {','.join(ALL + OPTIONAL)}")
     ap.add_argument("--no-asyncio", action="store_true", help="skip devhttps with uvloop blocked")
     ap.add_argument("--no-leak", action="store_true", help="skip the open-files/memory growth run")
     ap.add_argument("--devhttps-src", metavar="DIR", type=Path,
@@ -82,9 +89,10 @@ def make_plan(ns: argparse.Namespace) -> Plan:
 
 def wanted(ns: argparse.Namespace) -> list[str]:
     names = list(ALL) if not ns.only else [n.strip() for n in ns.only.split(",") if n.strip()]
-    unknown = set(names) - set(ALL)
+    unknown = set(names) - set(ALL + OPTIONAL)
     if unknown:
-        raise SystemExit(f"bench.py: unknown target(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL)}")
+        raise SystemExit(f"bench.py: unknown target(s) {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(ALL + OPTIONAL)}")
     if ns.nginx_workers == "1" and not ns.only:
         names.remove("nginx-auto")
     if ns.nginx_workers == "auto" and not ns.only:
@@ -110,6 +118,8 @@ def start_targets(names: list[str], up_port: int, workdir: Path, src: Path | Non
         "devhttps": lambda: start_devhttps("devhttps", up_port, certs, workdir, src=src),
         "devhttps-asyncio": lambda: start_devhttps("devhttps-asyncio", up_port, certs, workdir,
                                                     no_uvloop=True, src=src),
+        "devhttps-gate": lambda: start_gate("devhttps-gate", up_port, workdir, gate=True, src=src),
+        "devhttps-plain": lambda: start_gate("devhttps-plain", up_port, workdir, gate=False, src=src),
         "nginx": lambda: start_nginx("nginx", up_port, certs, workdir, "1"),
         "nginx-auto": lambda: start_nginx("nginx-auto", up_port, certs, workdir, "auto"),
         "stunnel": lambda: start_stunnel("stunnel", up_port, certs, workdir),
@@ -219,13 +229,16 @@ def report(plan: Plan, loop: str, res: Results, targets: list[Target], load_befo
                 found += checks(res, t.name)
             if t.name == "devhttps-asyncio" and t.name in names:
                 found += checks(res, t.name, slack=1.2)
+    found += gate_checks(res, [t.name for t in targets])
     lines = [header(plan, loop, load_before), ""]
     for t in targets:
         state = f"UNAVAILABLE: {t.unavailable}" if t.unavailable else t.note
-        tls = t.extra.get("tls", "")
+        tls = t.extra.get("tls", "") or t.extra.get("gate_check", "")
         lines.append(f"  {t.name:<17} {state}{'  [' + tls + ']' if tls else ''}")
-    lines += ["", table(res, names), "", "performance targets (devhttps-asyncio: bounds loosened 20%):",
-              check_table(found), "", trends(res, names)]
+    gate = gate_summary(res)
+    lines += ["", table(res, names), "", *([gate, ""] if gate else []),
+              "performance targets (devhttps-asyncio: bounds loosened 20%):", check_table(found), "",
+              trends(res, names)]
     lines += [f"profile: {note}" for note in res.notes]
     for name, errs in res.errors.items():
         lines.append(f"errors for {name}: " + "; ".join(errs[:5]))
@@ -256,8 +269,18 @@ def as_json(plan: Plan, loop: str, load_before: float, res: Results, targets: li
         "rounds": res.rounds,
         "summary": {n: {k: res.median(n, k) for k in m} for n, m in per_target},  # CPU rows: all rounds pooled
         "ratios_vs_nginx": {n: {k: res.ratio(n, k) for k in m} for n, m in per_target},
+        "gate": gate_json(res),
         "leak": res.leak, "errors": res.errors, "checks": [asdict(c) for c in found],
     }
+
+
+def gate_json(res: Results) -> dict:
+    """The gate's row: CPU us per keep-alive request of each listener and the ratios (None: not measured)."""
+    cpu = {n: res.median(n, "cpu_us_per_req") for n in ("devhttps", "devhttps-gate", "devhttps-plain")}
+    return {"cpu_us_per_req": cpu,
+            "gate_vs_tls": res.ratio("devhttps-gate", "cpu_us_per_req", "devhttps"),
+            "gate_vs_plain": res.ratio("devhttps-gate", "cpu_us_per_req", "devhttps-plain"),
+            "plain_vs_tls": res.ratio("devhttps-plain", "cpu_us_per_req", "devhttps")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import os
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench_upstream import MIB, TINY, ws_accept, ws_frame, ws_parse
 
@@ -31,6 +31,9 @@ class Endpoint:
     tls: bool
     ssl_context: ssl.SSLContext | None = None
     server_name: str = "localhost"
+    # Header lines every request to this endpoint carries (a browser's cookies), e.g. (("Cookie", "a=b"),).
+    # Left out of repr: they may hold a secret of the target (the gate's cookie).
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if not ipaddress.ip_address(self.host).is_loopback:  # the benchmark never loads another machine
@@ -105,7 +108,9 @@ class Conn:
 
 
 def request(method: str, path: str, ep: Endpoint, extra: str = "") -> bytes:
-    return f"{method} {path} HTTP/1.1\r\nHost: {ep.hostport}\r\n{extra}\r\n".encode("latin-1")
+    """A request head: Host, the endpoint's own header lines (see Endpoint.headers), then `extra`."""
+    own = "".join(f"{name}: {value}\r\n" for name, value in ep.headers)
+    return f"{method} {path} HTTP/1.1\r\nHost: {ep.hostport}\r\n{own}{extra}\r\n".encode("latin-1")
 
 
 def get_tiny(conn: Conn, close: bool = False) -> None:

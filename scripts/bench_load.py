@@ -149,10 +149,26 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
+def _lua_string(text: str) -> str:
+    if not text.isprintable() or not text.isascii():
+        raise ValueError("a header for wrk must be printable ASCII")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk_script(ep: Endpoint) -> str:
+    """WRK_SCRIPT, setting the endpoint's header lines first: in the script, never on wrk's command line
+    (`-H`), where any process on the machine could read a secret such as the gate's cookie."""
+    lines = [f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}" for name, value in ep.headers]
+    return "\n".join(lines) + WRK_SCRIPT
+
+
 def wrk_load(ep: Endpoint, conns: int, seconds: float, workdir: Path) -> LoadResult:
-    """The same keep-alive GET /tiny load from wrk (one thread); wrk does not verify certificates."""
-    script = workdir / "bench.lua"
-    script.write_text(WRK_SCRIPT)
+    """The same keep-alive GET /tiny load from wrk (one thread); wrk does not verify certificates.
+
+    Every answer must be 2xx or 3xx: wrk counts any other status among its errors, and errors fail the phase.
+    """
+    script = workdir / "bench.lua"  # (workdir is the run's private temporary folder)
+    script.write_text(wrk_script(ep))
     url = f"{'https' if ep.tls else 'http'}://{ep.hostport}/tiny"
     cmd = [wrk_path() or "wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "-s", str(script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)

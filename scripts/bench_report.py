@@ -134,6 +134,36 @@ def _leak_checks(res: Results, target: str, slack: float) -> list[Check]:
     ]
 
 
+GATE_BOUND = 1.10  # the gate costs nothing you can measure: plain listener + gate vs the TLS listener without it
+GATE_LISTENERS = (("devhttps", "TLS, no gate"), ("devhttps-plain", "plain, no gate"), ("devhttps-gate", "plain + gate"))
+
+
+def gate_checks(res: Results, names: list[str]) -> list[Check]:
+    """The gate's row: proxy CPU per keep-alive request of devhttps-gate against devhttps (when both were asked)."""
+    if "devhttps-gate" not in names or "devhttps" not in names:
+        return []
+    mine, ref = res.median("devhttps-gate", "cpu_us_per_req"), res.median("devhttps", "cpu_us_per_req")
+    r = res.ratio("devhttps-gate", "cpu_us_per_req", "devhttps")
+    measured = "n/a" if r is None else f"{r:.2f}x ({mine:.1f} vs {ref:.1f} us)"
+    name = f"proxy CPU us/keep-alive request, plain listener + gate <= {GATE_BOUND:.2f}x devhttps (TLS, no gate)"
+    return [Check("devhttps-gate", name, measured, None if r is None else r <= GATE_BOUND)]
+
+
+def gate_summary(res: Results) -> str:
+    """The listeners side by side: CPU per keep-alive request and req/s, and what each step changes."""
+    cpu = {n: res.median(n, "cpu_us_per_req") for n, _ in GATE_LISTENERS}
+    if cpu["devhttps-gate"] is None:
+        return ""
+    parts = [f"{n} ({what}) {_fmt(cpu[n])} us at {_fmt(res.median(n, 'ka_rps'))} req/s"
+             for n, what in GATE_LISTENERS if cpu[n] is not None]
+    ratios = [(label, res.ratio(a, "cpu_us_per_req", b)) for label, a, b in (
+        ("plain + gate / TLS", "devhttps-gate", "devhttps"), ("plain / TLS", "devhttps-plain", "devhttps"),
+        ("plain + gate / plain (the gate itself)", "devhttps-gate", "devhttps-plain"))]
+    return "\n".join(["the access gate: proxy CPU per keep-alive request by listener (all rounds pooled)",
+                      "  " + "; ".join(parts),
+                      "  " + "; ".join(f"{label} {r:.2f}x" for label, r in ratios if r is not None)])
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"

@@ -7,8 +7,10 @@ processes (for nginx the master and its workers).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,11 +18,11 @@ import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import trustme
-from bench_clients import Endpoint
+from bench_clients import BenchError, Conn, Endpoint, get_tiny, request
 from bench_configs import nginx_conf, stunnel_conf
 
 HERE = Path(__file__).resolve().parent
@@ -245,3 +247,75 @@ def start_stunnel(name: str, up_port: int, certs: Certs, workdir: Path) -> Targe
     target = Target(name, Endpoint(LOOPBACK, port, True, certs.client_context),
                     note="TLS only: no HTTP parsing, no X-Forwarded-*")
     return _spawn(target, [exe, str(conf)], workdir)
+
+
+# ---- devhttps's plain listener with the access gate (the public modes) ----------------------------
+
+GATE_COOKIE = "devhttps_gate"  # devhttps.gate.hook.COOKIE_NAME (this module does not import devhttps)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# The shape of Open WebUI's `token` cookie: an HS256 JWT of a user id and an expiry, 164 bytes.
+APP_TOKEN = ".".join([_b64(b'{"alg":"HS256","typ":"JWT"}'),
+                      _b64(b'{"id":"3f6c2a8e-5b1d-4c7e-9a0f-2d8b7e6c1a94","exp":1767225600}'),
+                      _b64(bytes(range(7, 39)))])
+
+
+def browser_cookies(gate_cookie: str) -> tuple[tuple[str, str], ...]:
+    """The Cookie line a phone's browser sends once let in: the gate's cookie (set first, so listed first)
+    and the app's own login cookie."""
+    return (("Cookie", f"{GATE_COOKIE}={gate_cookie}; token={APP_TOKEN}"),)
+
+
+def start_gate(name: str, up_port: int, workdir: Path, gate: bool = True, src: Path = REPO) -> Target:
+    """scripts/bench_gate.py: the plain-HTTP loopback listener of `devhttps ngrok`, with the gate or without.
+
+    Every request to it carries a browser's cookies: with the gate, its valid cookie (read from a 0600 file
+    the runner writes, never passed on a command line); without, the same line with a random value, so the
+    two differ by the gate's check alone. Before any phase: a request without the cookie must get 403, and
+    one with it 200, or the target is not measured.
+    """
+    port = free_port()
+    cookie_file = workdir / f"{name}-cookie"
+    cmd = [sys.executable, str(HERE / "bench_gate.py"), "--upstream-port", str(up_port), "--port", str(port)]
+    cmd += ["--cookie-file", str(cookie_file)] if gate else ["--no-gate"]
+    note = ("plain HTTP listener + access gate (devhttps ngrok's proxy), valid cookie on every request" if gate
+            else "plain HTTP listener, no gate (same cookies, not checked)")
+    target = Target(name, Endpoint(LOOPBACK, port, tls=False), note=note)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(src)] + [p for p in [env.get("PYTHONPATH")] if p])
+    _spawn(target, cmd, workdir, env)
+    if not target.alive():
+        return target
+    value = cookie_file.read_text().strip() if gate else secrets.token_urlsafe(32)
+    target.endpoint = Endpoint(LOOPBACK, port, tls=False, headers=browser_cookies(value))
+    try:
+        target.extra["gate_check"] = gate_check(target.endpoint, gate)
+    except (BenchError, OSError, ValueError) as exc:
+        target.unavailable = f"gate check failed: {exc}"
+        target.stop()
+    return target
+
+
+def gate_check(ep: Endpoint, gate: bool) -> str:
+    """One request without the cookie (403 from a gate, else 200), one with it (200 and the upstream's bytes)."""
+    bare = replace(ep, headers=())
+    conn = Conn(bare)
+    try:
+        conn.send(request("GET", "/tiny", bare, "Accept: text/html\r\n"))
+        status, headers = conn.read_head()
+        conn.read_exact(int(headers.get("content-length", "0")))
+    finally:
+        conn.close()
+    if status != (403 if gate else 200):
+        raise BenchError(f"GET /tiny without the gate's cookie answered {status}"
+                         + (": the gate let it through" if gate and status < 400 else ""))
+    conn = Conn(ep)
+    try:
+        get_tiny(conn)  # raises unless 200 with the upstream's bytes
+    finally:
+        conn.close()
+    return f"without the cookie: {status}; with it: 200"

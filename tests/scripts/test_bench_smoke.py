@@ -6,6 +6,7 @@ are caught, and that the checks compare the way the issue says.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,13 +23,16 @@ sys.path.insert(0, str(SCRIPTS))
 
 import bench  # noqa: E402
 from bench_clients import BenchError, Conn, Endpoint, big_gets, get_tiny, new_connections, request, sse, upload, ws_echo  # noqa: E402  # noqa: E402
-from bench_report import Results, checks, percentile  # noqa: E402
+from bench_load import WRK_SCRIPT, keepalive_load, wrk_load, wrk_path, wrk_script  # noqa: E402
+from bench_report import Results, checks, gate_checks, percentile  # noqa: E402
 from bench_targets import (  # noqa: E402
     Target,
     _spawn,
     cpu_seconds,
+    gate_check,
     memory_kib,
     process_tree,
+    start_gate,
     start_upstream,
     stop_upstream,
 )
@@ -218,6 +222,77 @@ def test_percentile_and_round_order():
                                                                           ["c", "a", "b"]]
 
 
+def test_an_endpoint_s_headers_go_with_every_request_and_into_wrk_s_script_only():
+    plain = Endpoint("127.0.0.1", 8080, tls=False)
+    assert request("GET", "/tiny", plain) == b"GET /tiny HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"  # as before
+    assert wrk_script(plain) == WRK_SCRIPT
+    ep = Endpoint("127.0.0.1", 8080, tls=False, headers=(("Cookie", 'devhttps_gate=s3cret; q="a\\b"'),))
+    assert "s3cret" not in repr(ep)
+    assert request("POST", "/upload", ep, "Content-Length: 1\r\n") == (
+        b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nCookie: devhttps_gate=s3cret; q=\"a\\b\"\r\n"
+        b"Content-Length: 1\r\n\r\n")
+    assert wrk_script(ep).startswith('wrk.headers["Cookie"] = "devhttps_gate=s3cret; q=\\"a\\\\b\\""\n')
+    with pytest.raises(ValueError, match="printable"):
+        wrk_script(Endpoint("127.0.0.1", 8080, tls=False, headers=(("Cookie", "a\r\nX: y"),)))
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_the_gate_target_refuses_without_its_cookie_and_serves_with_it(upstream, tmp_path):
+    target = start_gate("devhttps-gate", upstream.port, tmp_path)
+    try:
+        assert target.alive(), target.unavailable
+        assert target.extra["gate_check"] == "without the cookie: 403; with it: 200"
+        [(name, value)] = target.endpoint.headers
+        cookie = (tmp_path / "devhttps-gate-cookie").read_text().strip()
+        assert name == "Cookie" and value.startswith(f"devhttps_gate={cookie}; token=")
+        assert oct((tmp_path / "devhttps-gate-cookie").stat().st_mode & 0o777) == "0o600"
+        assert cookie.encode() not in _cmdline(target.proc.pid)  # handed over in a file, never as an argument
+        done = asyncio.run(keepalive_load(target.endpoint, 2, total=40))
+        assert done.requests == 40  # every answer checked: 200 and the upstream's bytes
+        bare = Endpoint("127.0.0.1", target.endpoint.port, tls=False)
+        with pytest.raises(BenchError):  # a 403 under load fails the phase instead of looking fast
+            asyncio.run(keepalive_load(bare, 1, total=1))
+        if wrk_path():
+            assert wrk_load(target.endpoint, 2, 1, tmp_path).requests > 0
+            assert cookie.encode() in (tmp_path / "bench.lua").read_bytes()  # in wrk's script, not its arguments
+            with pytest.raises(BenchError, match="errors"):  # wrk counts the 403s as errors
+                wrk_load(bare, 2, 1, tmp_path)
+    finally:
+        target.stop()
+    assert target.exit_code == 0
+    if os.environ.get("DEVHTTPS_SHORTCUT", "").strip().lower() not in ("0", "off", "false", "no"):
+        # the measured keep-alive requests take the usual short way, with the gate's quick check on it
+        assert "shortcut requests 0," not in target.log.read_text()
+
+
+def test_a_gate_that_lets_everyone_in_is_not_measured(upstream, tmp_path):
+    target = start_gate("devhttps-plain", upstream.port, tmp_path, gate=False)
+    try:
+        assert target.alive(), target.unavailable
+        assert target.extra["gate_check"] == "without the cookie: 200; with it: 200"
+        with pytest.raises(BenchError, match="let it through"):
+            gate_check(target.endpoint, gate=True)
+    finally:
+        target.stop()
+
+
+def test_the_gate_check_compares_with_the_tls_listener():
+    def verdict(gate_us: float, names=("devhttps", "devhttps-gate")) -> list:
+        res = Results()
+        res.add_cpu("devhttps", "cpu_us_per_req", 0.03, 1000, 1e6)  # 30 us
+        if gate_us:
+            res.add_cpu("devhttps-gate", "cpu_us_per_req", gate_us / 1e6 * 1000, 1000, 1e6)
+        return [c.passed for c in gate_checks(res, list(names))]
+
+    assert verdict(33.0) == [True]  # exactly 1.10x passes
+    assert verdict(33.3) == [False]
+    assert verdict(0.0) == [None]  # asked for but not measured: neither pass nor fail
+    assert verdict(20.0, names=("devhttps",)) == []  # not asked for: no row
+
+
 @pytest.mark.slow  # the whole benchmark, shortened: several proxies and upstreams as processes
 def test_a_smoke_run_of_the_whole_script(tmp_path):
     out = tmp_path / "bench.json"
@@ -237,3 +312,11 @@ def test_a_smoke_run_of_the_whole_script(tmp_path):
             assert info["exit_code_after_sigterm"] is not None
     if not data["targets"]["devhttps"]["unavailable"]:
         assert data["leak"]["devhttps"]["requests"] > 0
+    gate = data["targets"]["devhttps-gate"]  # the plain listener with the access gate runs in smoke mode too
+    assert not gate["unavailable"] and gate["endpoint"].startswith("http://127.0.0.1:")
+    assert gate["gate_check"] == "without the cookie: 403; with it: 200"
+    assert data["gate"]["cpu_us_per_req"]["devhttps-gate"] is not None
+    [row] = [c for c in data["checks"] if c["target"] == "devhttps-gate"]
+    assert "plain listener + gate <= 1.10x devhttps" in row["name"]
+    assert row["passed"] is not None or data["targets"]["devhttps"]["unavailable"]
+    assert "the access gate: proxy CPU per keep-alive request" in run.stdout

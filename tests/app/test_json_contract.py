@@ -8,8 +8,10 @@ import re
 import pytest
 
 from devhttps.onboarding.hook import PROBE_PATH
+from devhttps.trust.host import ROOT_VARIABLE
 from tests.conftest import ROOT, run_cli
 from tests.serving import Devhttps, free_port, https_get, read_ca
+from tests.trust.fakes import debian_root, fake_update_ca_certificates, path_with
 
 
 def documented() -> dict[str, tuple[set[str], set[str]]]:
@@ -48,13 +50,23 @@ def test_the_table_lists_every_event_the_code_can_print():
 
 
 @pytest.mark.slow
-def test_every_event_a_run_prints_matches_the_table(tmp_path):
+def test_every_event_a_run_prints_matches_the_table(tmp_path, monkeypatch):
     table, events = documented(), []
     caroot = tmp_path / "ca"
     for args in (["ca", "path"], ["ca", "create"], ["ca", "create"], ["ca", "show"], ["ca", "export"],
                  ["ca", "export", "-o", str(tmp_path / "ca.pem")], ["ca", "cert", "myapp.local", "-o", str(tmp_path)],
                  ["--wait", "x"]):
         events += run_cli("--json", "--caroot", str(caroot), *args).events()
+    # `doctor` (nothing listens on a port just freed: a FAIL, then the summary) and `config`, printed and written.
+    for args in (["doctor", "--upstream", str(free_port()), "--port", str(free_port())],
+                 ["config", "caddy", "--domain", "example.com"], ["config", "nginx", "-o", str(tmp_path / "o.conf")]):
+        events += run_cli("--json", "--caroot", str(caroot), *args).events()
+    # The system trust store, as a Debian tree under tmp_path with a fake update-ca-certificates.
+    monkeypatch.setenv(ROOT_VARIABLE, str(debian_root(tmp_path / "root")))
+    fake_update_ca_certificates(tmp_path / "bin", tmp_path / "root")
+    monkeypatch.setenv("PATH", path_with(tmp_path / "bin"))
+    for action in ("install", "uninstall"):
+        events += run_cli("--json", "--caroot", str(caroot), "ca", action, "--store", "system").events()
     # Waiting for an upstream that never answers: progress (and the first error); the Open WebUI search
     # adds its start advice. Nothing listens on a port just freed.
     events += run_cli("--json", "--caroot", str(caroot), "--upstream", str(free_port()), "--wait", "1").events()
@@ -69,5 +81,7 @@ def test_every_event_a_run_prints_matches_the_table(tmp_path):
         dh.wait_event("stopped")
     events += [json.loads(line) for line in dh.seen if line.startswith("{")]
     seen = check(events, table)
-    # `hint` comes only from the search for Open WebUI on its fixed ports, which a test must not depend on.
-    assert seen >= set(table) - {"hint"}, f"not printed by this run: {set(table) - seen - {'hint'}}"
+    # `hint` comes only from the search for Open WebUI on its fixed ports, which a test must not depend on; adb
+    # mode's own events need a phone (tests/adb/test_adb_json.py checks them against this table).
+    elsewhere = {"hint", "mapped", "opened", "device_lost", "device_back", "unmapped"}
+    assert seen >= set(table) - elsewhere, f"not printed by this run: {set(table) - seen - elsewhere}"

@@ -181,8 +181,8 @@ def _tokens(values: list[str] | None) -> list[str]:
     if not values:
         return []
     if len(values) == 1 and "," not in values[0]:
-        return [values[0].strip().lower()]
-    return [t.strip().lower() for v in values for t in v.split(",")]
+        return [values[0].strip(" \t").lower()]
+    return [t.strip(" \t").lower() for v in values for t in v.split(",")]
 
 
 def _content_length(values: list[str] | None) -> int | None:
@@ -190,7 +190,7 @@ def _content_length(values: list[str] | None) -> int | None:
         return None
     if len(values) == 1 and values[0].isdigit() and values[0].isascii() and len(values[0]) <= 18:
         return int(values[0])  # the usual case, without the checks below
-    found = {v.strip() for value in values for v in value.split(",")}
+    found = {v.strip(" \t") for value in values for v in value.split(",")}
     if len(found) != 1:
         raise BadRequest(400, "conflicting Content-Length")
     value = found.pop()

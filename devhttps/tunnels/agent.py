@@ -29,18 +29,22 @@ if os.getppid() != {parent}:  # devhttps died before the lines above: do not sta
 err = os.open({errfile!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 os.dup2(err, 2)
 with open({pidfile!r}, "w") as f:
-    f.write(str(os.getpid()) + " " + str({parent}))
+    f.write(str(os.getpid()) + " " + str({parent}) + " " + {marker!r})
 os.execv({real!r}, [{real!r}] + sys.argv[1:])
 '''
 
 
-def launcher(real: Path, run_dir: Path, name: str) -> Path:
-    """The executable to start instead of ``real``: on POSIX the launcher above, on Windows ``real`` itself."""
+def launcher(real: Path, run_dir: Path, name: str, marker: str) -> Path:
+    """The executable to start instead of ``real``: on POSIX the launcher above, on Windows ``real`` itself.
+
+    ``marker``: a word only this run's agent has in its command line (its private config file's path), so that a
+    recorded pid is never taken for another process that reuses it."""
     if os.name != "posix":
         return real
     path = run_dir / f"{name}-launcher"
     text = _LAUNCHER.format(python=sys.executable, real=str(real), parent=os.getpid(),
-                            pidfile=str(pid_file(run_dir, name)), errfile=str(run_dir / f"{name}.stderr"))
+                            pidfile=str(pid_file(run_dir, name)), marker=marker,
+                            errfile=str(run_dir / f"{name}.stderr"))
     path.write_text(text)
     path.chmod(0o700)
     return path
@@ -50,27 +54,24 @@ def pid_file(folder: Path, name: str) -> Path:
     return folder / f"{name}.pid"
 
 
-def read_pid(path: Path) -> tuple[int, int | None] | None:
-    """(the agent's pid, the pid of the devhttps that started it, when recorded)."""
+def read_pid(path: Path) -> tuple[int, int, str] | None:
+    """(the agent's pid, the pid of the devhttps that started it, its marker), as recorded."""
     try:
-        numbers = [int(word) for word in path.read_text().split()]
+        pid, owner, marker = path.read_text().split(maxsplit=2)
+        return int(pid), int(owner), marker.strip()
     except (OSError, ValueError):
         return None
-    if not numbers:
-        return None
-    return numbers[0], (numbers[1] if len(numbers) > 1 else None)
 
 
-def write_pid(path: Path, pid: int) -> None:
-    """Record ``pid`` as an agent this devhttps process started."""
+def write_pid(path: Path, record: tuple[int, int, str]) -> None:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{pid} {os.getpid()}\n")
+        path.write_text(" ".join(map(str, record)) + "\n")
 
 
-def orphaned(owner: int | None) -> bool:
+def orphaned(owner: int) -> bool:
     """Whether the devhttps that started an agent is gone (or is this one): its agent is then stale."""
-    if owner is None or owner == os.getpid():
+    if owner == os.getpid():
         return True
     try:
         os.kill(owner, 0)
@@ -79,17 +80,15 @@ def orphaned(owner: int | None) -> bool:
     return False
 
 
-def is_running(pid: int, name: str) -> bool:
-    """A live process that is an agent called ``name`` (a reused pid of another program is left alone)."""
+def is_running(pid: int, marker: str) -> bool:
+    """A live process with ``marker`` in its command line: the very agent recorded, never a process that only
+    reuses its pid. Where there is no /proc to tell, False: better an agent left than another program killed."""
     try:
         os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc (macOS): the pid file is all we have
-    return name.encode() in cmdline
+    return marker.encode() in cmdline
 
 
 def stop(pid: int, grace: float = 2.0) -> None:

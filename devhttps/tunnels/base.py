@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,12 +58,15 @@ class AgentThread:
 
         def run() -> None:
             try:
-                result: Opened | BaseException = self.tunnel.open(local_port, progress)
-            except BaseException as exc:  # handed to the waiting coroutine, which raises it
-                result = exc
-            loop.call_soon_threadsafe(settle, result)
-            self._close.wait()
-            self.tunnel.close()
+                try:
+                    result: Opened | BaseException = self.tunnel.open(local_port, progress)
+                except BaseException as exc:  # handed to the waiting coroutine, which raises it
+                    result = exc
+                with contextlib.suppress(RuntimeError):  # the loop is gone: devhttps stopped meanwhile
+                    loop.call_soon_threadsafe(settle, result)
+                    self._close.wait()
+            finally:
+                self.tunnel.close()
 
         self._thread = threading.Thread(target=run, name=f"{self.tunnel.name}-agent", daemon=True)
         self._thread.start()

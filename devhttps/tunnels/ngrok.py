@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class NgrokTunnel:
         self._started: str | None = None  # the path pyngrok started, its key for kill_process()
         self._config: Any = None
         self._token: str | None = None  # to mask in anything the agent says (it repeats a refused token)
+        self._aborted = False
 
     # -- Tunnel -------------------------------------------------------------------------------------------
     def open(self, local_port: int, progress: Progress) -> Opened:
@@ -55,11 +57,14 @@ class NgrokTunnel:
 
         _quiet_pyngrok()
         real = self._agent(progress)
-        cfg = conf.PyngrokConfig(ngrok_path=str(agent.launcher(real, self.run_dir, NAME)),
-                                 config_path=str(self._write_config()), config_version="2", request_timeout=10)
+        config = str(self._write_config())  # (its path is in the agent's command line: the agent's marker)
+        cfg = conf.PyngrokConfig(ngrok_path=str(agent.launcher(real, self.run_dir, NAME, config)),
+                                 config_path=config, config_version="2", request_timeout=10)
         cfg.auth_token = None  # (pyngrok read NGROK_AUTHTOKEN into it: it would go on the agent's command line)
         cfg.api_key = None
         self._config, self._started = cfg, cfg.ngrok_path
+        if self._aborted:
+            raise DevhttpsError("could not open the ngrok tunnel: stopped while starting", "")
         progress("starting the ngrok agent")
         url = self._connect(cfg, local_port, progress, retry=True)
         if not url.startswith("https://"):
@@ -78,10 +83,16 @@ class NgrokTunnel:
         self._started = None
 
     def abort(self) -> None:
-        """From another thread, while open() may still wait inside pyngrok (which holds its own lock then):
-        the agent is killed by the pid its launcher recorded, and pyngrok's wait ends with it."""
-        if not self._kill_recorded():
-            self.close()
+        """From another thread, while open() may still wait inside pyngrok (which holds its own lock then, so
+        nothing here calls pyngrok): the agent is killed by the pid its launcher recorded, and pyngrok's wait
+        ends with it; an agent not started yet never starts. close() still runs in the agent's thread."""
+        self._aborted = True
+        if self._started is None:
+            return
+        deadline = time.monotonic() + 1.0  # the launcher may be a moment from recording the pid
+        while not agent.pid_file(self.run_dir, NAME).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._kill_recorded(earlier=False)
 
     # -- the agent ------------------------------------------------------------------------------------------
     def _agent(self, progress: Progress) -> Path:
@@ -115,7 +126,10 @@ class NgrokTunnel:
     def _write_config(self) -> Path:
         """A private agent config: the authtoken (never on a command line) and the local API's address."""
         lines = ['version: "2"', f"web_addr: 127.0.0.1:{_free_port()}", "update_check: false"]
-        token = self._token = self.env.get("NGROK_AUTHTOKEN") or _saved_token(self.env)
+        token = self._token = (self.env.get("NGROK_AUTHTOKEN") or _saved_token(self.env) or "").strip() or None
+        if token is not None and not re.fullmatch(r"[A-Za-z0-9_\-]+", token):
+            raise DevhttpsError("could not use the ngrok authtoken: it has characters no authtoken has",
+                                "copy it again from https://dashboard.ngrok.com/get-started/your-authtoken")
         if token:
             lines.append(f'authtoken: "{token}"')
         path = self.run_dir / "ngrok.yml"
@@ -141,29 +155,33 @@ class NgrokTunnel:
             raise explain(text) from None
         except PyngrokError as exc:
             raise explain(self._masked(str(exc))) from None
-        self._record(cfg)
+        except OSError as exc:  # the launcher could not run (e.g. a temporary folder mounted noexec)
+            raise DevhttpsError(f"could not start the ngrok agent: {exc.strerror or exc}",
+                                "make the temporary folder executable (TMPDIR=DIR), or use local mode (`devhttps`)"
+                                ) from None
+        self._record()
         return str(tunnel.public_url)
 
     def _masked(self, text: str) -> str:
         return text.replace(self._token, "…") if self._token else text
 
-    def _record(self, cfg: Any) -> None:
-        """The agent's pid, kept across runs, so that a later start can stop it if this one could not."""
-        from pyngrok import process
+    def _record(self) -> None:
+        """The launcher's record of the agent, kept across runs, so that a later start can stop it if this one
+        could not (where no parent-death signal does)."""
+        recorded = agent.read_pid(agent.pid_file(self.run_dir, NAME))
+        if self.state_dir is not None and recorded is not None:
+            agent.write_pid(agent.pid_file(self.state_dir, NAME), recorded)
 
-        if self.state_dir is not None and process.is_process_running(cfg.ngrok_path):
-            agent.write_pid(agent.pid_file(self.state_dir, NAME), process.get_process(cfg).proc.pid)
-
-    def _kill_recorded(self) -> bool:
-        """Stop the agent recorded by this run or by an earlier devhttps that is gone (never another running
-        devhttps's agent, nor a process that only reuses a recorded pid); True if one was stopped."""
+    def _kill_recorded(self, earlier: bool = True) -> bool:
+        """Stop the agent recorded by this run (and with ``earlier``, by an earlier devhttps that is gone; never
+        another running devhttps's agent, nor a process that only reuses a recorded pid); True if one was."""
         stopped = False
-        for folder in (self.run_dir, self.state_dir):
+        for folder in (self.run_dir, self.state_dir if earlier else None):
             path = agent.pid_file(folder, NAME) if folder is not None else None
             recorded = agent.read_pid(path) if path is not None else None
             if path is None or recorded is None or not agent.orphaned(recorded[1]):
                 continue
-            if agent.is_running(recorded[0], NAME):
+            if agent.is_running(recorded[0], recorded[2]):
                 agent.stop(recorded[0])
                 stopped = True
             with contextlib.suppress(OSError):

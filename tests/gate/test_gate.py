@@ -103,3 +103,15 @@ def test_the_quick_check_finds_the_cookie_only_where_a_browser_sends_it():
     assert not admits(head(b"Cookie: " + pair[:-1]))
     assert not admits(b"GET /?" + pair + b" HTTP/1.1\r\nHost: x\r\n\r\n")  # in the query, not a cookie
     assert not admits(head(b"Cookie: " + f"{COOKIE_NAME}={gate.token}".encode()))  # the token is not the cookie
+
+
+def test_a_browser_let_in_that_scans_again_is_redirected_and_the_token_never_reaches_the_app(gated):
+    h, gate = gated
+    cookie = let_in(h, gate)
+    c = Conn(h.port, None)
+    for _ in range(2):  # the second on a kept connection: the shortcut must not take it either
+        again = c.request("GET", f"/hello?{TOKEN_PARAM}={gate.token}", {"Cookie": cookie})
+        assert again.status == 303 and again.header("location") == "/hello"
+    assert c.request("GET", "/hello", {"Cookie": cookie}).status == 200
+    assert all(gate.token not in r["target"] for r in h.app.requests)
+    assert Conn(h.port, None).request("GET", "//[x").status == 403  # unparsable without the cookie: refused

@@ -15,18 +15,23 @@ from tests.fakes.fake_ngrok import make_launcher
 TOKEN = "2fakeAuthtoken_0123456789abcdefGHIJ"
 
 
-def agents() -> list[psutil.Process]:
-    """Every fake agent still running on this machine."""
+def agents(record: Path | None = None) -> list[psutil.Process]:
+    """The fake agents still running: all of them, or those recording to ``record`` (one test's)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
-        if any("fake_ngrok.py" in part for part in proc.info["cmdline"] or ()):
-            found.append(proc)
+        if not any("fake_ngrok.py" in part for part in proc.info["cmdline"] or ()):
+            continue
+        try:
+            if record is None or proc.environ().get("FAKE_NGROK_RECORD") == str(record):
+                found.append(proc)
+        except psutil.Error:  # gone meanwhile
+            continue
     return found
 
 
-def no_agent_left(timeout: float = 10.0) -> bool:
+def no_agent_left(timeout: float = 10.0, record: Path | None = None) -> bool:
     deadline = time.monotonic() + timeout
-    while agents():
+    while agents(record):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -61,7 +66,7 @@ class Setup:
 def ngrok_setup(tmp_path):
     setup = Setup(tmp_path)
     yield setup
-    leftover = agents()
+    leftover = agents(setup.record)
     for proc in leftover:
         proc.kill()
     assert not leftover, "a fake agent outlived its test"

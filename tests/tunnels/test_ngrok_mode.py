@@ -15,7 +15,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from devhttps.gate.hook import COOKIE_NAME, TOKEN_PARAM
@@ -29,11 +28,12 @@ from tests.ui.test_qr import decode, text_to_pixels
 pytestmark = pytest.mark.slow  # a devhttps process and an agent per test
 
 
-def get(url: str, ca_pem: bytes, cookie: str = "", accept: str = "text/html") -> http.client.HTTPResponse:
+def get(url: str, ca_pem: bytes, cookie: str = "", accept: str = "text/html",
+        extra: dict[str, str] | None = None) -> http.client.HTTPResponse:
     parts = urlsplit(url)
     ctx = ssl.create_default_context(cadata=ca_pem.decode())
     conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx, timeout=10)
-    headers = {"Accept": accept, **({"Cookie": cookie} if cookie else {})}
+    headers = {"Accept": accept, **({"Cookie": cookie} if cookie else {}), **(extra or {})}
     conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
     resp = conn.getresponse()
     resp.body = resp.read()  # type: ignore[attr-defined]
@@ -63,9 +63,9 @@ def test_the_qr_url_lets_a_phone_in_and_nothing_else_passes(ngrok_setup):
             refused = get(public + target, s.ca_pem, accept=accept)
             assert refused.status == 403, target
         assert b"scan the QR code" in get(public + "/", s.ca_pem).body
-        with pytest.raises(InvalidStatus) as refused_ws:  # a WebSocket upgrade is refused too
-            connect(public.replace("https", "wss") + "/demo/ws", ssl=_ctx(s), open_timeout=5).close()
-        assert refused_ws.value.response.status_code == 403
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        assert get(public + "/demo/ws", s.ca_pem, extra=upgrade).status == 403  # a WebSocket upgrade too
         # The token URL: a cookie, and the same URL without the token.
         let_in = get(scan, s.ca_pem)
         assert let_in.status == 303 and let_in.getheader("Location") == "/"
@@ -172,10 +172,11 @@ def test_a_silent_agent_is_stopped_at_the_deadline(ngrok_setup):
 
 def test_a_stale_agent_an_earlier_devhttps_left_is_stopped_and_the_start_retried(ngrok_setup):
     s = ngrok_setup
-    stale = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "ngrok", "start"])
+    marker = str(s.home / "earlier-run" / "ngrok.yml")  # the earlier agent's private config, in its command line
+    stale = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "ngrok", "--config", marker])
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     s.state_pid_file.parent.mkdir(parents=True)
-    s.state_pid_file.write_text(f"{stale.pid} {gone.stdout.strip()}\n")  # started by a devhttps now gone
+    s.state_pid_file.write_text(f"{stale.pid} {gone.stdout.strip()} {marker}\n")  # started by a devhttps now gone
     env = {**s.env, "FAKE_NGROK_MODE": "err108,ok"}
     try:
         with Devhttps(*s.args("--demo"), env=env) as dh:
@@ -191,7 +192,7 @@ def test_another_running_devhttps_agent_is_never_stopped(ngrok_setup):
     s = ngrok_setup
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "ngrok", "start"])
     s.state_pid_file.parent.mkdir(parents=True)
-    s.state_pid_file.write_text(f"{other.pid} {os.getpid()}\n")  # its devhttps (this test) still runs
+    s.state_pid_file.write_text(f"{other.pid} {os.getpid()} ngrok\n")  # its devhttps (this test) still runs
     result = subprocess.run([sys.executable, "-m", "devhttps", "--json", *s.args("--demo")], env={
         **os.environ, "PYTHONPATH": str(ROOT), **s.env, "FAKE_NGROK_MODE": "err108"},
         capture_output=True, text=True, timeout=60)

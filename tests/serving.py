@@ -126,3 +126,21 @@ def _dechunk(body: bytes) -> bytes:
 
 def read_ca(caroot: Path) -> bytes:
     return (caroot / "rootCA.pem").read_bytes()
+
+
+class DemoReports:
+    """``until`` for Browser.run_page: true once the demo upstream has a self-test report (asked every 0.25 s,
+    over plain HTTP, or over HTTPS trusting ``ca_pem``)."""
+
+    def __init__(self, port: int, ca_pem: bytes | None = None) -> None:
+        self.port, self.ca_pem, self.found, self._next = port, ca_pem, [], 0.0
+
+    def __call__(self) -> bool:
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + 0.25
+            if self.ca_pem is None:
+                body = http_get(self.port, "/demo/report")[2]
+            else:
+                body = https_get(self.port, "/demo/report", self.ca_pem)[2]
+            self.found = json.loads(body)
+        return bool(self.found)

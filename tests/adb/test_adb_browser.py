@@ -4,29 +4,15 @@ The same page by a LAN-like name over plain HTTP is not, and gets no microphone.
 
 from __future__ import annotations
 
-import json
-import time
-
 import pytest
 
 from tests.adb.conftest import adb_env
 from tests.browser import PHONE_HOST, Browser
-from tests.serving import Devhttps, free_port, http_get
+from tests.serving import DemoReports, Devhttps, free_port
 
 pytestmark = pytest.mark.browser
 
 
-class _Reports:
-    """``until`` for run_page: true once the demo has a self-test report (polled gently, through the phone's port)."""
-
-    def __init__(self, port: int) -> None:
-        self.port, self.found, self._next = port, [], 0.0
-
-    def __call__(self) -> bool:
-        if time.monotonic() >= self._next:
-            self._next = time.monotonic() + 0.25
-            self.found = json.loads(http_get(self.port, "/demo/report")[2])
-        return bool(self.found)
 
 
 def test_the_phones_localhost_is_a_secure_context_with_a_microphone(browser: Browser, make_adb):
@@ -37,14 +23,14 @@ def test_the_phones_localhost_is_a_secure_context_with_a_microphone(browser: Bro
         dh.wait_event("opened")
         (opened,) = fake.opened()
         assert opened["url"] == f"http://localhost:{port}/"
-        reports = _Reports(port)
+        reports = DemoReports(port)
         result = browser.run_page(opened["url"] + "?selftest=full", until=reports, timeout=60)
         assert reports.found, (result.stderr[-2000:], dh.stderr)
         (report,) = reports.found
         assert report["secure"] is True and report["origin"] == f"http://localhost:{port}"
         assert report["mic"] == "ok" and report["tracks"] == 1  # getUserMedia resolved
         assert report["sse"]["ok"] is True and report["ws"]["ok"] is True, report  # streaming, WebSocket
-        insecure = _Reports(port)
+        insecure = DemoReports(port)
         browser.run_page(f"http://{PHONE_HOST}:{port}/?selftest=1",
                          until=lambda: insecure() and len(insecure.found) > 1, timeout=60)
         lan = insecure.found[-1]

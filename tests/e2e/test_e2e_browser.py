@@ -11,12 +11,11 @@ import hashlib
 import json
 import queue
 import ssl
-import time
 
 import pytest
 
 from tests.browser import PHONE_HOST, Browser
-from tests.serving import Devhttps, free_port, http_get, https_get
+from tests.serving import DemoReports, Devhttps, free_port, http_get, https_get
 
 pytestmark = pytest.mark.browser
 
@@ -40,24 +39,12 @@ def _ca_from_onboarding(demo, tmp_path) -> bytes:
     return pem
 
 
-class _Reports:
-    """``until`` for run_page: true once the demo has a self-test report (polled gently)."""
-
-    def __init__(self, port: int, ca_pem: bytes) -> None:
-        self.port, self.ca_pem, self.found, self._next = port, ca_pem, [], 0.0
-
-    def __call__(self) -> bool:
-        if time.monotonic() >= self._next:
-            self._next = time.monotonic() + 0.25
-            _, _, body = https_get(self.port, "/demo/report", self.ca_pem)
-            self.found = json.loads(body)
-        return bool(self.found)
 
 
 def test_demo_selftest_is_secure_with_a_microphone_once_the_ca_is_trusted(browser: Browser, demo, tmp_path):
     pem = _ca_from_onboarding(demo, tmp_path)
     browser.trust_ca(tmp_path / "ca.pem")
-    reports = _Reports(demo.port, pem)
+    reports = DemoReports(demo.port, pem)
     result = browser.run_page(f"https://{PHONE_HOST}:{demo.port}/?selftest=full", until=reports, timeout=60)
     assert reports.found, (result.stderr[-2000:], demo.stderr)
     (report,) = reports.found

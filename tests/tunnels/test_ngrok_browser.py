@@ -4,8 +4,6 @@ URL without the token shows the refusal page."""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,23 +11,12 @@ import pytest
 import trustme
 
 from tests.browser import PHONE_HOST, Browser
-from tests.serving import Devhttps, http_get
+from tests.serving import DemoReports, Devhttps
 from tests.tunnels.conftest import no_agent_left
 
 pytestmark = pytest.mark.browser
 
 
-class _Reports:
-    """``until`` for run_page: true once the demo has a self-test report (asked of the demo directly)."""
-
-    def __init__(self, port: int) -> None:
-        self.port, self.found, self._next = port, [], 0.0
-
-    def __call__(self) -> bool:
-        if time.monotonic() >= self._next:
-            self._next = time.monotonic() + 0.25
-            self.found = json.loads(http_get(self.port, "/demo/report")[2])
-        return bool(self.found)
 
 
 def test_a_phone_goes_through_the_gate_and_gets_the_microphone(browser: Browser, ngrok_setup, tmp_path: Path):
@@ -50,7 +37,7 @@ def test_a_phone_goes_through_the_gate_and_gets_the_microphone(browser: Browser,
         assert scan.startswith(f"https://{PHONE_HOST}:")
         refused = browser.run_page(ready["urls"][0])  # no token: the refusal page
         assert "scan the QR code" in refused.dom and refused.cert_error is None
-        reports = _Reports(demo_port)
+        reports = DemoReports(demo_port)
         result = browser.run_page(scan + "&selftest=full", until=reports, timeout=60)
         assert reports.found, (result.stderr[-2000:], dh.stderr)
         (report,) = reports.found

@@ -56,7 +56,7 @@ class AdbSession(Session):
             await self._open(phone)
         watcher = asyncio.create_task(self._watch(phone))
         stack.push_async_callback(_cancelled, watcher)  # (runs before _finish: last in, first out)
-        await self.stop.event.wait()
+        await self._until_stopped(server, addr)
 
     # -- the device --------------------------------------------------------------------------------------
     async def _device(self) -> adb_devices.Device:
@@ -70,7 +70,8 @@ class AdbSession(Session):
             return addr.port, None
         server = ProxyServer(Origin(addr.host, addr.port, addr.scheme == "https"), ssl_context=None,
                              on_request=None if self.cfg.quiet else self._log_request, on_error=self._proxy_problem,
-                             unreachable_hint=upstream.unreachable_hint(info))
+                             unreachable_hint=upstream.unreachable_hint(info),
+                             upstream_wait=self._upstream_wait())
         asyncio.get_running_loop().set_exception_handler(server.loop_error)
         port: int = (await server.start("127.0.0.1", 0))[0][1]  # loopback only: adb is the one client
         return port, server

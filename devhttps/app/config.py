@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devhttps.base.addr import UpstreamAddr
+from devhttps.supervise.watch import WatchSpec
 
 if TYPE_CHECKING:
     from devhttps.tunnels.base import Tunnel
@@ -42,6 +43,8 @@ class ServeConfig:
     qr_invert: bool = False
     qr_png: Path | None = None
     qr_svg: Path | None = None
+    command: tuple[str, ...] = ()  # `-- COMMAND ARGS...`: devhttps starts, supervises and stops the upstream
+    watch: WatchSpec | None = None  # --reload: restart the command when these sources change
 
     @property
     def app_path(self) -> str:

@@ -42,7 +42,8 @@ class LocalSession(Session):
         hook = certs.onboarding_hook(tls, self.cfg, self._phone_trusted)
         server = ProxyServer(Origin(addr.host, addr.port, addr.scheme == "https"), ssl_context=tls.context,
                              hook=hook, on_request=None if self.cfg.quiet else self._log_request,  # no record at all
-                             on_error=self._proxy_problem, unreachable_hint=upstream.unreachable_hint(info))
+                             on_error=self._proxy_problem, unreachable_hint=upstream.unreachable_hint(info),
+                             upstream_wait=self._upstream_wait())
         asyncio.get_running_loop().set_exception_handler(server.loop_error)  # rare loop errors: --debug only
         port = await self._listen(server)
         stack.push_async_callback(self._shutdown, server)
@@ -50,7 +51,7 @@ class LocalSession(Session):
         public = banner.Addresses.build(plan, port, self._bound(), tls.names)
         checks = self.notices + await self._preflight(info, tls, public)
         banner.show(self.ui, self._banner_options(), banner.Ready(addr, info, tls.ca, public, checks))
-        await self.stop.event.wait()
+        await self._until_stopped(server, addr)
 
     # -- addresses and listening ------------------------------------------
     def _bound(self) -> tuple[str, ...]:

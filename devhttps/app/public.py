@@ -41,7 +41,8 @@ class PublicSession(Session):
         server = ProxyServer(Origin(addr.host, addr.port, addr.scheme == "https"), ssl_context=None,
                              hook=gate_hook.make_hook(gate) if gate else None,
                              on_request=None if self.cfg.quiet else self._log_request, on_error=self._proxy_problem,
-                             unreachable_hint=upstream.unreachable_hint(info), front_https_port=443)
+                             unreachable_hint=upstream.unreachable_hint(info), upstream_wait=self._upstream_wait(),
+                             front_https_port=443)
         asyncio.get_running_loop().set_exception_handler(server.loop_error)
         port = (await server.start("127.0.0.1", 0))[0][1]  # loopback only: the agent is the one client
         stack.push_async_callback(self._shutdown, server)
@@ -55,7 +56,7 @@ class PublicSession(Session):
         warnings = [*self.notices, *self._exposure_warnings(info, addr.url), *opened.notes]
         public_banner.show(self.ui, self._banner_options(), public_banner.PublicReady(
             tunnel.name, addr, info, opened.url, scan, masked, scan_file, port, warnings))
-        await self.stop.event.wait()
+        await self._until_stopped(server, addr)
 
     async def _open(self, agent: AgentThread, port: int) -> Opened:
         loop = asyncio.get_running_loop()

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from devhttps.app import platforms
+from devhttps.app import child, platforms
 from devhttps.app.config import OPEN_WEBUI_PORTS, Globals, ServeConfig
 from devhttps.base.addr import UpstreamAddr
 from devhttps.base.errors import DevhttpsError
 from devhttps.proxy.server import ProxyServer
 from devhttps.proxy.types import RequestLog
+from devhttps.supervise.runner import Supervisor, exit_status
 from devhttps.ui import banner
 from devhttps.ui.console import UI
 from devhttps.upstream import probe as upstream
@@ -76,6 +77,8 @@ class Session:
         self.main_task: asyncio.Task[int] | None = None
         self.serving = False
         self.notices: list[tuple[str, str]] = []  # (message, hint): shown with the banner, and in ready.warnings
+        self.supervisor: Supervisor | None = None  # `-- COMMAND`: devhttps runs the upstream itself
+        self.exit_code = 0  # the command's exit status when it ended by itself
 
     async def run(self) -> int:
         self.main_task = asyncio.current_task()
@@ -87,7 +90,7 @@ class Session:
             # Ctrl+C while starting, or a second one during the graceful stop: still a normal stop.
             if not self.stop.count:
                 raise
-        return 0
+        return self.exit_code
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -104,6 +107,32 @@ class Session:
 
     async def _serve(self, stack: contextlib.AsyncExitStack) -> None:
         raise NotImplementedError
+
+    async def _until_stopped(self, server: ProxyServer | None, addr: UpstreamAddr) -> None:
+        """Serve until Ctrl+C or SIGTERM, or until the upstream's command ends by itself (without --reload)."""
+        sup = self.supervisor
+        if sup is None:
+            await self.stop.event.wait()
+            return
+        if server is not None:
+            sup.before_restart = server.upstream_restarting
+        sup.answers = child.Answers(addr)
+        running = asyncio.ensure_future(sup.supervise())
+        stopped = asyncio.ensure_future(self.stop.event.wait())
+        try:
+            await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (running, stopped):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if running.done() and not running.cancelled() and running.exception() is None:
+            self.exit_code = exit_status(running.result())
+
+    def _upstream_wait(self) -> float:
+        """How long a request waits for an upstream that refuses connections: while devhttps restarts it, up to
+        --wait; otherwise the proxy answers 502 at once."""
+        return self.cfg.wait if self.supervisor is not None else 0.0
 
     def _banner_options(self) -> banner.Options:
         cfg = self.cfg
@@ -124,17 +153,24 @@ class Session:
         else:
             candidates, explicit = [UpstreamAddr("127.0.0.1", p) for p in OPEN_WEBUI_PORTS], False
         urls = " or ".join(c.url for c in candidates)
-        what = "the upstream" if explicit else "Open WebUI"
+        what = f"`{self.cfg.command[0]}`" if self.cfg.command else "the upstream" if explicit else "Open WebUI"
         told: list[bool] = []
 
         def on_wait(elapsed: float) -> None:
-            if not told and not explicit:  # once, before the first progress line: how to get it running
+            # Once, before the first progress line: how to get it running (unless devhttps runs it).
+            if not told and not explicit and not self.cfg.command:
                 told.append(True)
                 self.ui.notice("hint", f"Nothing answers yet: {upstream.START_HINT}.", hint=upstream.START_HINT)
             progress.update(f"{elapsed:.0f} s of {self.cfg.wait:g} s; Ctrl+C to stop", elapsed=round(elapsed, 1))
 
+        self.supervisor = child.supervisor(self.cfg, self.ui, self.env)
+        if self.supervisor is not None:
+            stack.push_async_callback(self.supervisor.close)  # (last in, first out: after the proxy's shutdown)
         with self.ui.progress(f"Waiting for {what} at {urls}") as progress:
             try:
+                if self.supervisor is not None:
+                    return await self.supervisor.until_answer(
+                        lambda: upstream.find(candidates, self.cfg.wait, on_wait, explicit=explicit))
                 return await upstream.find(candidates, self.cfg.wait, on_wait, explicit=explicit)
             except DevhttpsError as exc:
                 if told and exc.hint == upstream.START_HINT:  # the advice is on screen already: say it once

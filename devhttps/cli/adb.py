@@ -8,6 +8,7 @@ from pathlib import Path
 
 from devhttps.app.config import AdbConfig, Globals, ServeConfig
 from devhttps.base.errors import UsageError
+from devhttps.cli.child_opts import add_child_options, child_fields
 from devhttps.cli.parse import parse_port, parse_upstream
 from devhttps.ui.console import UI
 
@@ -47,6 +48,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--quiet", action="store_true", help="no request log")
     p.add_argument("--no-qr", action="store_true", help="do not draw the QR code")
     p.add_argument("--qr-invert", action="store_true", help="swap the QR code's colours")
+    add_child_options(p)
 
 
 def config(ns: argparse.Namespace, env: dict[str, str]) -> AdbConfig:
@@ -55,7 +57,7 @@ def config(ns: argparse.Namespace, env: dict[str, str]) -> AdbConfig:
     if not 0 <= ns.wait < float("inf"):  # also refuses nan
         raise UsageError("could not read --wait: it must be zero or more seconds", "try --wait 60")
     serve = ServeConfig(upstream=parse_upstream(ns.upstream) if ns.upstream else None, demo=ns.demo, wait=ns.wait,
-                        call=ns.call, quiet=ns.quiet, qr=not ns.no_qr, qr_invert=ns.qr_invert)
+                        call=ns.call, quiet=ns.quiet, qr=not ns.no_qr, qr_invert=ns.qr_invert, **child_fields(ns))
     device, source = ns.device, "--device"
     if device is None and env.get("ANDROID_SERIAL"):  # what adb itself would use
         device, source = env["ANDROID_SERIAL"], "ANDROID_SERIAL"

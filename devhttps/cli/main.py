@@ -16,6 +16,7 @@ from devhttps import __version__
 from devhttps.app.config import Globals
 from devhttps.base.errors import DevhttpsError, UsageError
 from devhttps.cli import adb, ca, config, doctor, ngrok, serve
+from devhttps.cli.child_opts import split_command
 from devhttps.cli.parser import EPILOG, Parser, early_globals, global_options, globals_from
 from devhttps.ui.console import UI, color_wanted
 
@@ -56,6 +57,15 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return [*argv[:i], serve.NAME, *rest]
 
 
+def _take_command(ns: argparse.Namespace, command: tuple[str, ...] | None) -> None:
+    """The upstream's command after `--`, for the commands that serve an upstream."""
+    if command is not None and not hasattr(ns, "reload"):
+        raise UsageError(f"could not run a command with `devhttps {ns.command}`: only the commands that serve an "
+                         "app start one (`devhttps -- COMMAND`, `devhttps ngrok -- COMMAND`)",
+                         "drop `--` and what follows it")
+    ns.child_command = command
+
+
 def _unknown_command(word: str) -> UsageError:
     close = difflib.get_close_matches(word, COMMANDS, n=1)
     guess = f"did you mean `devhttps {close[0]}`? " if close else ""
@@ -68,8 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = early_globals(args)
     ui = UI(json_mode=opts.json, color=color_wanted(sys.stderr, opts.no_color))
     try:
-        ns = build_parser().parse_args(_with_default_command(args))
+        own, command = split_command(args)
+        ns = build_parser().parse_args(_with_default_command(own))
         opts = globals_from(ns)
+        _take_command(ns, command)
         return _dispatch(ns, opts)
     except DevhttpsError as exc:
         if opts.debug:

@@ -8,6 +8,7 @@ from typing import Any
 
 from devhttps.app.config import DEFAULT_PORT, Globals, ServeConfig
 from devhttps.base.errors import UsageError
+from devhttps.cli.child_opts import add_child_options, child_fields
 from devhttps.cli.parse import parse_port, parse_upstream
 from devhttps.cli.parser import EPILOG
 from devhttps.ui.console import UI
@@ -44,6 +45,7 @@ def add_upstream_options(p: argparse.ArgumentParser) -> None:
                    help="how long to wait for the upstream to answer (default 120)")
     p.add_argument("--call", action="store_true",
                    help="send phones straight into an Open WebUI voice call (/?call=true)")
+    add_child_options(p)
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -82,7 +84,8 @@ def app_config(ns: argparse.Namespace, **local: Any) -> ServeConfig:
                          "installed", 'pip install "devhttps[png]" (or use --qr-svg FILE, which needs nothing more)')
     return ServeConfig(
         upstream=parse_upstream(ns.upstream) if ns.upstream else None, demo=ns.demo, wait=ns.wait, call=ns.call,
-        quiet=ns.quiet, qr=not ns.no_qr, qr_invert=ns.qr_invert, qr_png=ns.qr_png, qr_svg=ns.qr_svg, **local)
+        quiet=ns.quiet, qr=not ns.no_qr, qr_invert=ns.qr_invert, qr_png=ns.qr_png, qr_svg=ns.qr_svg,
+        **child_fields(ns), **local)
 
 
 def _has_pillow() -> bool:

@@ -103,6 +103,12 @@ class Ending:
         elif self.state == TUNNEL and self.pipe is not None:  # (a tunnel always has its pipe)
             self.pipe.go_away()  # a WebSocket gets a close frame; either way the pipe closes both sides
 
+    def end_upgrade(self: ConnState, close_frame: bytes) -> None:
+        """The app restarts: a WebSocket ends with ``close_frame`` (its client reconnects); other connections
+        go on, their next request waits for the app to be back."""
+        if self.state == TUNNEL and self.pipe is not None:
+            self.pipe.go_away(close_frame)
+
     def kill(self: ConnState) -> None:
         self._teardown()
         self.transport.abort()

@@ -21,6 +21,7 @@ from devhttps.proxy.listen import Listener, SockAddr, bind_all
 from devhttps.proxy.pool import UpstreamPool
 from devhttps.proxy.tls import make_server_context
 from devhttps.proxy.types import Hook, Origin, ProxyStats, RequestLog
+from devhttps.proxy.upgrade import CLOSE_SERVICE_RESTART
 
 __all__ = ["ProxyServer", "make_server_context", "serve", "shortcut_enabled"]
 
@@ -77,6 +78,17 @@ class ProxyServer:
         if self._listen_ctx is None:
             raise ValueError("a plain-HTTP proxy has no TLS context to replace")
         self._ctx = ctx
+
+    def upstream_restarting(self) -> None:
+        """The app is about to restart: its WebSockets end with a close frame (1012, service restart) after the
+        frame in progress, so that clients reconnect by themselves; idle connections to it are dropped. Requests
+        in flight go on, and new ones wait for the app (``upstream_wait``)."""
+        core = self.core
+        if core is None:
+            return
+        core.pool.drop_idle()
+        for conn in list(core.connections):
+            conn.end_upgrade(CLOSE_SERVICE_RESTART)
 
     @property
     def stats(self) -> ProxyStats:

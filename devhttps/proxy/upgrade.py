@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Callable
 
 CLOSE_GOING_AWAY = b"\x88\x02\x03\xe9"  # FIN + close frame, 2-byte payload: status 1001
+CLOSE_SERVICE_RESTART = b"\x88\x02\x03\xf4"  # status 1012: the app restarts, reconnect (IANA registry, RFC 6455)
 
 
 class FrameTracker:
@@ -94,6 +95,7 @@ class PipeEnd(asyncio.Protocol):
         self.on_close: Callable[[], None] | None = on_close  # (None once called: it runs once for both ends)
         self.frames = frames  # on the app's end of a WebSocket: the frames going to the client
         self.ending = False  # going away: forward the frame in progress, then the close frame
+        self.close_frame = CLOSE_GOING_AWAY
 
     def data_received(self, data: bytes) -> None:
         frames, peer = self.frames, self.peer
@@ -105,12 +107,15 @@ class PipeEnd(asyncio.Protocol):
         if peer is not None:  # (None once the pipe has closed: there is nowhere to send it)
             peer.transport.write(data)
 
-    def go_away(self) -> None:
-        """The proxy stops: close the pipe, a WebSocket with a close frame after the frame in progress."""
+    def go_away(self, close_frame: bytes = CLOSE_GOING_AWAY) -> None:
+        """The proxy stops (or the app restarts): close the pipe, a WebSocket with ``close_frame`` after the frame
+        in progress."""
         if self.frames is None or self.peer is None:
             self.transport.close()  # connection_lost closes the other side too
             return
-        self.ending = True
+        if self.ending:
+            return  # a close frame is on its way already
+        self.ending, self.close_frame = True, close_frame
         self._end_after(self.frames, b"")
 
     def _end_after(self, frames: FrameTracker, data: bytes) -> None:
@@ -121,7 +126,7 @@ class PipeEnd(asyncio.Protocol):
         if used:
             peer.transport.write(data[:used])
         if frames.at_boundary:
-            peer.transport.write(CLOSE_GOING_AWAY)
+            peer.transport.write(self.close_frame)
             self.transport.close()  # the client's side closes after the close frame is flushed
 
     def eof_received(self) -> bool:

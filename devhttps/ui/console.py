@@ -72,10 +72,10 @@ class UI:
             stream.write(text + "\n")
             stream.flush()
 
-    def line(self, text: str = "") -> None:
-        """Human-only text (banners, help); silent in --json mode."""
+    def line(self, text: str = "", *, err: bool = False) -> None:
+        """Human-only text (banners, help; on stderr with ``err``); silent in --json mode."""
         if not self.json_mode:
-            self._write(self.out, text)
+            self._write(self.err if err else self.out, text)
 
     def event(self, event: str, text: str | None = None, /, **fields: Any) -> None:
         """A thing that happened: a JSON object in --json mode, else ``text`` if given."""

@@ -82,6 +82,8 @@ def test_every_event_a_run_prints_matches_the_table(tmp_path, monkeypatch):
     events += [json.loads(line) for line in dh.seen if line.startswith("{")]
     seen = check(events, table)
     # `hint` comes only from the search for Open WebUI on its fixed ports, which a test must not depend on; adb
-    # mode's own events need a phone (tests/adb/test_adb_json.py checks them against this table).
-    elsewhere = {"hint", "mapped", "opened", "device_lost", "device_back", "unmapped"}
+    # mode's own events need a phone (tests/adb/test_adb_json.py checks them against this table); the upstream's
+    # command and its restarts need one (tests/supervise/test_reload_cli.py checks them).
+    elsewhere = {"hint", "mapped", "opened", "device_lost", "device_back", "unmapped",
+                 "child_started", "child_output", "child_exited", "restarting", "restarted"}
     assert seen >= set(table) - elsewhere, f"not printed by this run: {set(table) - seen - elsewhere}"

@@ -1,0 +1,1 @@
+"""Watching what a session serves: the upstream's process, its certificate files, the machine's addresses."""

@@ -1,0 +1,56 @@
+"""Which changes restart the upstream (SourceFilter), and how a batch is described."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devhttps.supervise.watch import SourceFilter, WatchSpec, describe
+
+
+def _counts(root: Path, rel: str, **spec: tuple[str, ...]) -> bool:
+    return SourceFilter(WatchSpec((root,), **spec))(None, str(root / rel))
+
+
+@pytest.mark.parametrize("rel", [
+    "app.py", "backend/open_webui/main.py", "src/lib/components/Chat.svelte", "src/routes/+page.ts",
+    "static/style.css", "templates/index.html", "web/App.tsx", "templates/base.jinja2", ".env", "package.json",
+    "pyproject.toml",
+])
+def test_sources_count(tmp_path, rel):
+    assert _counts(tmp_path, rel)
+
+
+@pytest.mark.parametrize("rel", [
+    ".git/index", "node_modules/vite/index.js", ".venv/lib/python3.11/site-packages/x.py", "venv/bin/x.py",
+    "backend/open_webui/__pycache__/main.cpython-311.pyc", "backend/data/webui.db", "webui.db-journal",
+    "app.sqlite3-wal", "data/uploads/photo.html", "backend/data/cache/embedding/x.json", "uploads/page.html",
+    "server.log", ".app.py.swp", "app.py~", "build/index.js", ".svelte-kit/output/x.js", "README.md",
+    "notes.txt", "image.png",
+])
+def test_tools_dependencies_data_and_other_files_do_not(tmp_path, rel):
+    assert not _counts(tmp_path, rel)
+
+
+def test_paths_are_judged_inside_the_watched_folder(tmp_path):
+    root = tmp_path / "data" / "cache" / "project"  # a project that lives under folders ignored by name
+    assert _counts(root, "app.py")
+    assert not _counts(root, "cache/app.py")
+    assert not SourceFilter(WatchSpec((root,)))(None, str(tmp_path / "elsewhere.py"))
+
+
+def test_include_adds_and_exclude_wins(tmp_path):
+    assert _counts(tmp_path, "docs/guide.md", include=("*.md",))
+    assert _counts(tmp_path, "data/prompts/p.txt", include=("data/prompts/*",))
+    assert not _counts(tmp_path, "data/other/p.txt", include=("data/prompts/*",))
+    assert not _counts(tmp_path, "generated/api.py", exclude=("generated",))
+    assert not _counts(tmp_path, "src/app.test.ts", exclude=("*.test.ts",))
+    assert not _counts(tmp_path, "docs/guide.md", include=("*.md",), exclude=("docs",))
+    assert _counts(tmp_path, "src/app.ts", exclude=("*.test.ts",))
+
+
+def test_describe_names_a_few_files_relative_to_the_watched_folder(tmp_path):
+    paths = [tmp_path / "a.py", tmp_path / "pkg" / "b.py", tmp_path / "c.py", tmp_path / "d.py"]
+    assert describe(paths[:1], [tmp_path]) == "1 file changed: a.py"
+    assert describe(paths, [tmp_path]) == "4 files changed: a.py, pkg/b.py, c.py, …"

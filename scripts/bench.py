@@ -5,6 +5,8 @@ devhttps-gate is devhttps's proxy as the public modes run it: a plain-HTTP loopb
 gate, every request carrying the gate's cookie as a let-in browser's would; its CPU per keep-alive request is
 compared with the devhttps target's (TLS listener, no gate). devhttps-plain (only with --only) is the same
 listener without the gate: it splits that comparison into what TLS saves and what the gate costs.
+devhttps-reload is the devhttps target as a developer runs it all day (`--reload --watch DIR -- COMMAND`): its
+CPU per keep-alive request is compared with the devhttps target's.
 
 All targets run at once in front of one fast upstream; every phase visits every target in turn
 (A B C A B C ..., the starting target rotating each round), so drift on a shared machine hits
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_clients import BenchError
 from bench_phases import QUICK, SMOKE, Phases, Plan
 from bench_profile import profile
-from bench_report import Results, check_table, checks, gate_checks, gate_summary, table
+from bench_report import Results, check_table, checks, gate_checks, gate_summary, reload_checks, table
 from bench_targets import (
     REPO,
     Target,
@@ -51,7 +53,8 @@ from bench_targets import (
 )
 from bench_upstream import install_uvloop
 
-ALL = ("direct", "devhttps", "devhttps-asyncio", "devhttps-gate", "nginx", "nginx-auto", "stunnel")
+ALL = ("direct", "devhttps", "devhttps-asyncio", "devhttps-gate", "devhttps-reload", "nginx", "nginx-auto",
+       "stunnel")
 OPTIONAL = ("devhttps-plain",)  # measured only when --only names it
 FAULTS = (BenchError, OSError, ssl.SSLError, TimeoutError, RuntimeError, ValueError)
 
@@ -120,6 +123,7 @@ def start_targets(names: list[str], up_port: int, workdir: Path, src: Path | Non
                                                     no_uvloop=True, src=src),
         "devhttps-gate": lambda: start_gate("devhttps-gate", up_port, workdir, gate=True, src=src),
         "devhttps-plain": lambda: start_gate("devhttps-plain", up_port, workdir, gate=False, src=src),
+        "devhttps-reload": lambda: start_devhttps("devhttps-reload", up_port, certs, workdir, src=src, reload=True),
         "nginx": lambda: start_nginx("nginx", up_port, certs, workdir, "1"),
         "nginx-auto": lambda: start_nginx("nginx-auto", up_port, certs, workdir, "auto"),
         "stunnel": lambda: start_stunnel("stunnel", up_port, certs, workdir),
@@ -230,6 +234,7 @@ def report(plan: Plan, loop: str, res: Results, targets: list[Target], load_befo
             if t.name == "devhttps-asyncio" and t.name in names:
                 found += checks(res, t.name, slack=1.2)
     found += gate_checks(res, [t.name for t in targets])
+    found += reload_checks(res, [t.name for t in targets])
     lines = [header(plan, loop, load_before), ""]
     for t in targets:
         state = f"UNAVAILABLE: {t.unavailable}" if t.unavailable else t.note
@@ -270,6 +275,7 @@ def as_json(plan: Plan, loop: str, load_before: float, res: Results, targets: li
         "summary": {n: {k: res.median(n, k) for k in m} for n, m in per_target},  # CPU rows: all rounds pooled
         "ratios_vs_nginx": {n: {k: res.ratio(n, k) for k in m} for n, m in per_target},
         "gate": gate_json(res),
+        "reload_vs_devhttps": res.ratio("devhttps-reload", "cpu_us_per_req", "devhttps"),
         "leak": res.leak, "errors": res.errors, "checks": [asdict(c) for c in found],
     }
 

@@ -149,6 +149,18 @@ def gate_checks(res: Results, names: list[str]) -> list[Check]:
     return [Check("devhttps-gate", name, measured, None if r is None else r <= GATE_BOUND)]
 
 
+def reload_checks(res: Results, names: list[str]) -> list[Check]:
+    """The reload row: proxy CPU per keep-alive request with a supervised command and a watched folder against
+    the plain devhttps target (when both were asked)."""
+    if "devhttps-reload" not in names or "devhttps" not in names:
+        return []
+    mine, ref = res.median("devhttps-reload", "cpu_us_per_req"), res.median("devhttps", "cpu_us_per_req")
+    r = res.ratio("devhttps-reload", "cpu_us_per_req", "devhttps")
+    measured = "n/a" if r is None else f"{r:.2f}x ({mine:.1f} vs {ref:.1f} us)"
+    name = f"proxy CPU us/keep-alive request, --reload -- COMMAND <= {GATE_BOUND:.2f}x devhttps"
+    return [Check("devhttps-reload", name, measured, None if r is None else r <= GATE_BOUND)]
+
+
 def gate_summary(res: Results) -> str:
     """The listeners side by side: CPU per keep-alive request and req/s, and what each step changes."""
     cpu = {n: res.median(n, "cpu_us_per_req") for n, _ in GATE_LISTENERS}

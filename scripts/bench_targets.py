@@ -200,10 +200,12 @@ def direct(up_port: int) -> Target:
 
 
 def start_devhttps(name: str, up_port: int, certs: Certs, workdir: Path, no_uvloop: bool = False,
-                   src: Path = REPO) -> Target:
+                   src: Path = REPO, reload: bool = False) -> Target:
     """`python -m devhttps serve` exactly as the CLI contract says; no internals are used.
 
-    src is the checkout to run (default: the one holding this script).
+    src is the checkout to run (default: the one holding this script). ``reload``: as a developer runs it all
+    day, `--reload --watch DIR -- COMMAND`: a command under supervision (it sleeps: the bench's upstream is the
+    app), a folder watched, and requests ready to wait for a restarting app.
     """
     port = free_port()
     target = Target(name, Endpoint(LOOPBACK, port, True, certs.client_context),
@@ -221,6 +223,12 @@ def start_devhttps(name: str, up_port: int, certs: Certs, workdir: Path, no_uvlo
     cmd = [sys.executable, "-m", "devhttps", "serve", "--upstream", f"http://127.0.0.1:{up_port}",
            "--port", str(port), "--bind", LOOPBACK, "--cert", str(certs.cert), "--key", str(certs.key),
            "--quiet", "--no-qr"]
+    if reload:
+        watched = workdir / f"{name}-src"
+        watched.mkdir(exist_ok=True)
+        (watched / "app.py").write_text("# watched, never changed during the run\n")
+        cmd += ["--reload", "--watch", str(watched), "--", sys.executable, "-c", "import time; time.sleep(86400)"]
+        target.note = "--reload --watch DIR -- COMMAND (a supervised command, a watched folder)"
     return _spawn(target, cmd, workdir, env)
 
 

@@ -115,7 +115,7 @@ class Session:
             await self.stop.event.wait()
             return
         if server is not None:
-            sup.before_restart = server.upstream_restarting
+            sup.before_restart, sup.after_restart = server.upstream_restarting, server.upstream_back
         sup.answers = child.Answers(addr)
         running = asyncio.ensure_future(sup.supervise())
         stopped = asyncio.ensure_future(self.stop.event.wait())

@@ -21,8 +21,9 @@ match_plain_response = http1.match_plain_response  # (a global: one attribute lo
 HIGH_WATER = 512 * 1024  # write buffer size at which the other side stops reading
 READ_SIZE = 64 * 1024  # bytes per read on the stdlib loop (see connection_made)
 # Seconds between connection attempts while waiting for a restarting upstream: from the first to the last, so
-# that a quick restart is seen quickly (a refused connection on loopback costs microseconds).
-RETRY_GAPS = (0.01, 0.02, 0.05, 0.1, 0.2)
+# that a quick restart is seen quickly (a refused connection on loopback costs microseconds). Whoever restarts
+# the upstream can also say it is back (kick()): every waiting connection then tries at once.
+RETRY_GAPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 class Owner(Protocol):
@@ -237,6 +238,7 @@ class UpstreamPool:
         self.wait = wait  # keep retrying a refused connection this long (an upstream restarting)
         self.idle: list[UpstreamConnection] = []
         self.closed = False  # after close_all(): connections handed back are closed
+        self._back: asyncio.Future[None] | None = None  # resolved by kick(): the upstream answers again
 
     def take(self) -> UpstreamConnection | None:
         while self.idle:
@@ -254,10 +256,22 @@ class UpstreamPool:
                 return await self._connect_once(loop)
             except ConnectionRefusedError:
                 gap = RETRY_GAPS[min(attempt, len(RETRY_GAPS) - 1)]
-                if loop.time() + gap > deadline:
+                if loop.time() >= deadline:
                     raise
-            await asyncio.sleep(gap)
+            await self._pause(loop, min(gap, max(0.0, deadline - loop.time())))
             attempt += 1
+
+    async def _pause(self, loop: asyncio.AbstractEventLoop, gap: float) -> None:
+        """Wait ``gap`` seconds, or less when kick() says the upstream is back."""
+        if self._back is None or self._back.done():
+            self._back = loop.create_future()
+        await asyncio.wait((self._back,), timeout=gap)
+
+    def kick(self) -> None:
+        """The upstream answers again: connections waiting for it try now instead of at their next attempt."""
+        back, self._back = self._back, None
+        if back is not None and not back.done():
+            back.set_result(None)
 
     async def _connect_once(self, loop: asyncio.AbstractEventLoop) -> UpstreamConnection:
         tls = _upstream_tls() if self.addr.tls else None

@@ -90,6 +90,11 @@ class ProxyServer:
         for conn in list(core.connections):
             conn.end_upgrade(CLOSE_SERVICE_RESTART)
 
+    def upstream_back(self) -> None:
+        """The restarted app answers: requests waiting for it connect now."""
+        if self.core is not None:
+            self.core.pool.kick()
+
     @property
     def stats(self) -> ProxyStats:
         """What the shortcut has done since start() (all 0 before)."""

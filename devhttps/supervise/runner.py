@@ -46,6 +46,7 @@ class Supervisor:
     def __init__(self, plan: Plan, reporter: Reporter) -> None:
         self.plan, self.reporter = plan, reporter
         self.before_restart: Callable[[], None] = lambda: None  # e.g. the proxy's WebSocket close frames
+        self.after_restart: Callable[[], None] = lambda: None  # it answers again: e.g. wake the waiting requests
         self.answers: Callable[[], Awaitable[bool]] | None = None  # does the (restarted) command answer yet?
         self.child: Child | None = None
         self._exit: asyncio.Task[int] | None = None
@@ -136,8 +137,11 @@ class Supervisor:
         began = time.monotonic()
         self.before_restart()
         await self._stop_child()
+        while not self._changes.empty():  # saved while the old one stopped: the same burst, the same restart
+            self._changes.get_nowait()
         await self._spawn(first=False)
         if wait_for_answer and await self._answered():
+            self.after_restart()
             self.reporter.restarted(time.monotonic() - began)
 
     async def _answered(self) -> bool:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from devhttps.proxy import pool as pool_module
 from devhttps.proxy.types import Origin
 from tests.proxy.conftest import Harness
 from tests.proxy.http_client import Conn
@@ -256,6 +257,33 @@ def test_upstream_wait_rides_out_a_restart(certs):
         server = h.run(late_start())
         try:
             assert c.read_reply().body == b"hello /hello"
+        finally:
+            h.call(server.close)
+    finally:
+        h.close()
+
+
+def test_an_upstream_said_to_be_back_is_tried_at_once(certs, monkeypatch):
+    """upstream_back() (devhttps restarted the app, and it answers): a waiting request connects now, not at
+    its next attempt (made a minute away here, so the answer can only come from the kick)."""
+    monkeypatch.setattr(pool_module, "RETRY_GAPS", (60.0,))
+    port = free_port()
+    h = Harness(certs)
+    try:
+        h.start_proxy(Origin("127.0.0.1", port), upstream_wait=120.0)
+        c = h.client()
+        c.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)  # refused once: now waiting
+
+        async def start_and_say_so():
+            from tests.proxy.fake_upstream import FakeApp
+            server = await asyncio.start_server(FakeApp().handle, "127.0.0.1", port)
+            h.proxy.upstream_back()
+            return server
+
+        server = h.run(start_and_say_so())
+        try:
+            assert c.read_reply().body == b"hello /hello"  # (the client gives up after 10 s)
         finally:
             h.call(server.close)
     finally:

@@ -320,3 +320,25 @@ def test_a_smoke_run_of_the_whole_script(tmp_path):
     assert "plain listener + gate <= 1.10x devhttps" in row["name"]
     assert row["passed"] is not None or data["targets"]["devhttps"]["unavailable"]
     assert "the access gate: proxy CPU per keep-alive request" in run.stdout
+    reload = data["targets"]["devhttps-reload"]  # devhttps with --reload -- COMMAND, measured the same way
+    assert not reload["unavailable"] and "--reload" in reload["note"]
+    [row] = [c for c in data["checks"] if c["target"] == "devhttps-reload"]
+    assert "--reload -- COMMAND <= 1.10x devhttps" in row["name"] and data["reload_vs_devhttps"] is not None
+
+
+@pytest.mark.slow  # devhttps and uvicorn --reload restarting an app a few times each
+def test_a_smoke_run_of_the_reload_benchmark(tmp_path):
+    pytest.importorskip("uvicorn", reason="the reload benchmark compares with uvicorn --reload (the bench extra)")
+    out = tmp_path / "reload.json"
+    run = subprocess.run([sys.executable, str(SCRIPTS / "bench_reload.py"), "--restarts", "2", "--steady", "2",
+                          "--json", str(out)], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(out.read_text())
+    assert data["app_start_ms"] > 0
+    for name in ("devhttps", "uvicorn"):
+        assert len(data[name]["samples_ms"]) == 2 and data[name]["median_ms"] > 0
+    assert len(data["devhttps"]["reported_ms"]) >= 2  # devhttps's own `restarted` events
+    steady = data["devhttps_steady"]
+    assert steady["restarts"] == 2 and steady["requests"] > 0 and steady["failed"] == 0, steady
+    assert {c["name"].split(" <=")[0] for c in data["checks"]} >= {"devhttps's own part of a restart"}
+    assert "restart latency" in run.stdout and "minus the app's start" in run.stdout

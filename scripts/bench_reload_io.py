@@ -1,0 +1,160 @@
+"""The processes and requests of bench_reload.py: devhttps running uvicorn, uvicorn --reload, one GET each."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import queue
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench_targets import Certs, free_port
+
+LOOPBACK = "127.0.0.1"
+POLL = 0.005  # seconds between attempts while waiting for the new version
+
+
+def uvicorn_cmd(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "app:app", "--host", LOOPBACK, "--port", str(port),
+            "--log-level", "warning", *extra]
+
+
+def plain_get(port: int) -> Callable[[], bytes]:
+    def get() -> bytes:
+        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+        try:
+            conn.request("GET", "/")
+            return conn.getresponse().read()
+        finally:
+            conn.close()
+    return get
+
+
+def answer_version(get: Callable[[], bytes], version: int, deadline: float) -> None:
+    want = f"version {version}\n".encode()
+    while time.monotonic() < deadline:
+        try:
+            if get() == want:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(POLL)
+    raise RuntimeError(f"version {version} never answered")
+
+
+def cold_start(tmp: Path, runs: int) -> float:
+    """The app's own start: exec of `python -m uvicorn app:app` to its first answer (median, seconds)."""
+    folder = tmp / "cold"
+    folder.mkdir()
+    from bench_reload import APP  # (the same app as the reloaders run)
+
+    (folder / "app.py").write_text(APP.format(version=1))
+    took = []
+    for _ in range(runs):
+        port = free_port()
+        began = time.monotonic()
+        proc = subprocess.Popen(uvicorn_cmd(port), cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            answer_version(plain_get(port), 1, deadline=began + 30)
+            took.append(time.monotonic() - began)
+        finally:
+            stop(proc)
+    return statistics.median(took)
+
+
+def start_uvicorn_reload(folder: Path, port: int) -> tuple[subprocess.Popen[bytes], Callable[[], bytes]]:
+    proc = subprocess.Popen(uvicorn_cmd(port, "--reload", "--reload-dir", str(folder)), cwd=folder,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return proc, plain_get(port)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except OSError:
+            proc.send_signal(sig)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Devhttps:
+    """`devhttps --json serve ... --reload --watch FOLDER -- python -m uvicorn app:app ...` in FOLDER."""
+
+    def __init__(self, folder: Path, port: int, app_port: int, certs: Certs, src: Path) -> None:
+        self.port, self.certs = port, certs
+        env = {**os.environ, "PYTHONPATH": str(src), "DEVHTTPS_CAROOT": str(folder.parent / "caroot")}
+        cmd = [sys.executable, "-m", "devhttps", "--json", "serve", "--upstream", str(app_port), "--port", str(port),
+               "--bind", LOOPBACK, "--cert", str(certs.cert), "--key", str(certs.key), "--quiet", "--no-qr",
+               "--reload", "--watch", str(folder), "--", *uvicorn_cmd(app_port)]
+        self.proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        self.events: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.events.put(json.loads(line))
+
+    def __enter__(self) -> Devhttps:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.seen.append(event)
+            if event["event"] == "ready":
+                return self
+        stop(self.proc)
+        raise RuntimeError(f"devhttps did not get ready: {self.seen[-3:]}")
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self.proc)
+
+    def get(self) -> bytes:
+        with socket.create_connection((LOOPBACK, self.port), timeout=30) as raw:
+            with self.certs.client_context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(f"GET / HTTP/1.1\r\nHost: localhost:{self.port}\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while chunk := tls.recv(65536):
+                    data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise ValueError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+        return body
+
+    def restarted(self) -> list[float]:
+        while True:
+            try:
+                self.seen.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        return [e["seconds"] for e in self.seen if e["event"] == "restarted"]

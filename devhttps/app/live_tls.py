@@ -60,7 +60,7 @@ def pem_fingerprint(cert: Path) -> str:
         der = ssl.PEM_cert_to_DER_cert(text[begin:end])
     except (OSError, ValueError):
         return ""
-    return hashlib.sha256(der).hexdigest().upper()
+    return hashlib.sha256(der).digest().hex(":").upper()
 
 
 async def follow_pair(server: ProxyServer, cert: Path, key: Path, log: CertLog,

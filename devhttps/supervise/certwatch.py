@@ -5,7 +5,9 @@ The folders are watched, not the files: tools replace certificates by rename (ce
 live/ at new files in archive/, mkcert and most scripts write a temporary file and rename it over the old one),
 and a watch on the old file sees that rename once, then never again. Any change in those folders leads to a
 look at the two files' contents; when they are what was last loaded (or last refused), nothing happens, so a
-busy folder costs a read now and then and never a reload.
+busy folder costs a read now and then and never a reload. They are also looked at every second without an
+event: file systems that send none (some network and container mounts) are followed all the same, and so is a
+change made before the watch began.
 
 Two files cannot be replaced at once: between the new certificate and its new key the pair does not match.
 A pair that fails to load is tried again for a short while (``settle``) before it counts as bad.
@@ -28,6 +30,7 @@ from devhttps.base.errors import DevhttpsError
 T = TypeVar("T")
 STEP_MS = 20  # a change, then this long without another: the batch is complete
 DEBOUNCE_MS = 300  # a longer burst is still reported after this long
+RECHECK_MS = 1000  # with no event for this long, the files are looked at anyway (folders whose events are lost)
 SETTLE = 0.6  # seconds a pair that does not load is given to become whole (the key written after the cert)
 RETRY_EVERY = 0.05
 
@@ -78,7 +81,8 @@ class PairWatcher(Generic[T]):
         import watchfiles  # only with --cert/--key
 
         async for _ in watchfiles.awatch(*folders(self.cert, self.key), step=STEP_MS, debounce=DEBOUNCE_MS,
-                                         stop_event=self.stop, ignore_permission_denied=True):
+                                         rust_timeout=RECHECK_MS, yield_on_timeout=True, stop_event=self.stop,
+                                         ignore_permission_denied=True):
             update = await self.check()
             if update is not None:
                 yield update

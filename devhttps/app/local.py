@@ -9,6 +9,7 @@ import errno
 import socket
 import ssl
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +81,25 @@ class LocalSession(Session):
         if cert is not None and key is not None:
             tasks.append(asyncio.ensure_future(live_tls.follow_pair(server, cert, key, log, self._own_problems)))
 
+        for task in tasks:
+            task.add_done_callback(self._follower_ended)
+
         async def cancel() -> None:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
         stack.push_async_callback(cancel)  # (last in, first out: before the proxy's shutdown)
+
+    def _follower_ended(self, task: asyncio.Future[None]) -> None:
+        """Following the certificates never ends by itself: if it does, serving goes on, and the user knows."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        self.ui.warning(f"stopped following certificate and address changes: {type(exc).__name__}: {exc}",
+                        "restart devhttps to follow them again (with --debug for details)")
+        if self.opts.debug:
+            traceback.print_exception(exc)
 
     def _own_problems(self, context: ssl.SSLContext) -> list[tuple[str, str]]:
         assert self.cfg.cert is not None

@@ -70,7 +70,8 @@ def read_discovered(text: str) -> Discovered:
     Raises ValueError when the text is not that shape.
     """
     data = json.loads(text)
-    if not isinstance(data, dict) or not isinstance(data.get("interfaces"), dict):
+    shape = isinstance(data, dict) and isinstance(data.get("interfaces"), dict)
+    if not shape or not all(isinstance(a, list) for a in data["interfaces"].values()):
         raise ValueError('expected {"interfaces": {NAME: [ADDRESS, ...]}, "default": NAME}')
     interfaces = [Interface(str(name), tuple(str(a) for a in addrs)) for name, addrs in data["interfaces"].items()]
     default = data.get("default")

@@ -4,6 +4,7 @@ followed on disk, and what the user is told."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import io
@@ -16,6 +17,8 @@ from cryptography import x509
 
 from devhttps.app import live_tls
 from devhttps.app import tls as certs
+from devhttps.app.config import Globals, ServeConfig
+from devhttps.app.local import LocalSession
 from devhttps.ca import authority
 from devhttps.net import lan
 from devhttps.ui.cert_log import CertLog
@@ -182,9 +185,10 @@ def test_the_interfaces_can_come_from_a_file(tmp_path):
     interfaces, default = hooks.discover()
     assert default == "wlan0" and lan.Interface("wlan0", ("192.168.5.5",)) in interfaces
     assert hooks.poll_interval == live_tls.POLL_INTERVAL
-    path.write_text('["not", "the", "shape"]')
-    with pytest.raises(ValueError, match="interfaces"):
-        hooks.discover()
+    for wrong in ('["not", "the", "shape"]', '{"interfaces": {"wlan0": "192.168.5.5"}}', "{"):
+        path.write_text(wrong)
+        with pytest.raises(ValueError):
+            hooks.discover()
     assert live_tls.Hooks.from_env({}).discover is lan.discover
 
 
@@ -217,3 +221,21 @@ def test_the_user_s_pair_reloaded_and_refused_as_events_and_as_lines(tmp_path):
     text = outs[False].getvalue()
     assert f"certificate {pair.cert} reloaded: new connections use it" in text
     assert "warning: could not load certificate pair" in text and "hint: fix the files" in text
+
+
+def test_following_that_ends_by_itself_is_said_and_serving_goes_on():
+    out = io.StringIO()
+    cfg = ServeConfig()
+    session = LocalSession(cfg, Globals(), UI(out=out, err=out), {})
+    ended = asyncio.new_event_loop()
+    try:
+        task = ended.create_future()
+        task.set_exception(RuntimeError("the watch thread died"))
+        session._follower_ended(task)
+        quiet = ended.create_future()
+        quiet.cancel()
+        session._follower_ended(quiet)
+    finally:
+        ended.close()
+    assert out.getvalue() == ("warning: stopped following certificate and address changes: RuntimeError: the watch "
+                              "thread died\nhint: restart devhttps to follow them again (with --debug for details)\n")

@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import errno
 import socket
+import ssl
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
+from devhttps.app import live_tls
 from devhttps.app import tls as certs
 from devhttps.app.config import Globals, ServeConfig
 from devhttps.app.session import Session, run_session
@@ -20,6 +23,7 @@ from devhttps.net import lan
 from devhttps.proxy.server import ProxyServer
 from devhttps.proxy.types import Origin
 from devhttps.ui import banner
+from devhttps.ui.cert_log import CertLog
 from devhttps.ui.console import UI
 from devhttps.upstream import probe as upstream
 
@@ -33,11 +37,18 @@ def run(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], platform: 
 
 
 class LocalSession(Session):
+    def __init__(self, cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str],
+                 hooks: live_tls.Hooks | None = None) -> None:
+        super().__init__(cfg, opts, ui, env)
+        # The address discovery, the clock and how often to look: tests replace them (or DEVHTTPS_INTERFACES).
+        self.hooks = hooks if hooks is not None else live_tls.Hooks.from_env(env)
+        self.public: banner.Addresses | None = None  # the addresses served now
+
     async def _serve(self, stack: contextlib.AsyncExitStack) -> None:
         addr, info = await self._upstream(stack)
         self._check_binds()
         plan = self._plan()
-        tls = certs.prepare(self.cfg, self.opts, self.ui, self.env, plan, asked=(*self.cfg.names, *self._bound()))
+        tls = certs.prepare(self.cfg, self.opts, self.ui, self.env, plan, asked=self._asked())
         self.notices.extend(tls.notices)
         hook = certs.onboarding_hook(tls, self.cfg, self._phone_trusted)
         server = ProxyServer(Origin(addr.host, addr.port, addr.scheme == "https"), ssl_context=tls.context,
@@ -48,10 +59,55 @@ class LocalSession(Session):
         port = await self._listen(server)
         stack.push_async_callback(self._shutdown, server)
         self.serving = True
-        public = banner.Addresses.build(plan, port, self._bound(), tls.names)
-        checks = self.notices + await self._preflight(info, tls, public)
-        banner.show(self.ui, self._banner_options(), banner.Ready(addr, info, tls.ca, public, checks))
+
+        async def announce(plan: lan.LanPlan, names: tuple[str, ...], first: bool = False) -> None:
+            public = self.public = banner.Addresses.build(plan, port, self._bound(), names)
+            checks = (self.notices if first else []) + await self._preflight(info, tls, public,
+                                                                            server.ssl_context or tls.context)
+            banner.show(self.ui, self._banner_options(), banner.Ready(addr, info, tls.ca, public, checks))
+
+        await announce(plan, tls.names, first=True)
+        self._follow_certificates(stack, server, tls, plan, announce)
         await self._until_stopped(server, addr)
+
+    def _follow_certificates(self, stack: contextlib.AsyncExitStack, server: ProxyServer, tls: certs.TLSSetup,
+                             plan: lan.LanPlan, announce: live_tls.Announce) -> None:
+        """The user's pair followed on disk; the addresses (and the leaf's end) looked at every few seconds."""
+        log = CertLog(self.ui)
+        tasks = [asyncio.ensure_future(live_tls.NetworkFollower(
+            server, tls, plan, hooks=self.hooks, plan_for=self._plan_for, asked=set(self._asked()),
+            announce=announce, log=log).run())]
+        cert, key = self.cfg.cert, self.cfg.key
+        if cert is not None and key is not None:
+            tasks.append(asyncio.ensure_future(live_tls.follow_pair(server, cert, key, log, self._own_problems)))
+
+        for task in tasks:
+            task.add_done_callback(self._follower_ended)
+
+        async def cancel() -> None:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        stack.push_async_callback(cancel)  # (last in, first out: before the proxy's shutdown)
+
+    def _follower_ended(self, task: asyncio.Future[None]) -> None:
+        """Following the certificates never ends by itself: if it does, serving goes on, and the user knows."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        self.ui.warning(f"stopped following certificate and address changes: {type(exc).__name__}: {exc}",
+                        "restart devhttps to follow them again (with --debug for details)")
+        if self.opts.debug:
+            traceback.print_exception(exc)
+
+    def _own_problems(self, context: ssl.SSLContext) -> list[tuple[str, str]]:
+        assert self.cfg.cert is not None
+        return owncert.problems(context, self.cfg.cert, self.public.hosts if self.public is not None else ())
+
+    def _asked(self) -> tuple[str, ...]:
+        """The names the user asked for (--name, --bind, --host): always in our leaf."""
+        return (*self.cfg.names, *self._bound(), *([self.cfg.host] if self.cfg.host else []))
 
     # -- addresses and listening ------------------------------------------
     def _bound(self) -> tuple[str, ...]:
@@ -59,11 +115,22 @@ class LocalSession(Session):
         binds = tuple(b.strip("[]") for b in self.cfg.bind)
         return () if not binds or any(b in WILDCARDS for b in binds) else binds
 
-    def _plan(self) -> lan.LanPlan:
+    def _plan_for(self, discovered: lan.Discovered) -> lan.LanPlan:
         if self._bound():  # listening on given addresses only: the LAN's other addresses are not ours to serve
             return lan.choose([], None, host=self.cfg.host, names=(*self.cfg.names, *self._bound()))
-        interfaces = lan.list_interfaces()
-        plan = lan.choose(interfaces, lan.default_route_interface(), host=self.cfg.host, names=self.cfg.names)
+        interfaces, default_route = discovered
+        return lan.choose(interfaces, default_route, host=self.cfg.host, names=self.cfg.names)
+
+    def _plan(self) -> lan.LanPlan:
+        try:
+            discovered = ([], None) if self._bound() else self.hooks.discover()
+        except (OSError, ValueError) as exc:  # only a DEVHTTPS_INTERFACES file can fail this way
+            raise DevhttpsError(f"could not read the network interfaces: {exc}",
+                                f"fix or unset {live_tls.INTERFACES_VARIABLE}") from None
+        plan = self._plan_for(discovered)
+        if self._bound():
+            return plan
+        interfaces = discovered[0]
         advice = lan.detect_wsl(_read_text(Path("/proc/version")), interfaces, port=self.cfg.port)
         if advice:
             self.notices.append(("this is WSL2 behind NAT: phones cannot reach this address", advice))
@@ -114,10 +181,11 @@ class LocalSession(Session):
                             "choose a free port with --port N")
 
     # -- preflight ---------------------------------------------------------
-    async def _preflight(self, info: Any, tls: certs.TLSSetup, public: banner.Addresses) -> list[tuple[str, str]]:
+    async def _preflight(self, info: Any, tls: certs.TLSSetup, public: banner.Addresses,
+                         served: ssl.SSLContext) -> list[tuple[str, str]]:
         warnings = list(upstream.warnings(info, local_url=public.localhost_url))
         if tls.ca is None and self.cfg.cert is not None:  # the user's own certificate: would browsers take it?
-            warnings.extend(owncert.problems(tls.context, self.cfg.cert, public.hosts))
+            warnings.extend(self._own_problems(served))
         if info.is_open_webui and info.websocket is not False and tls.client_context is not None:
             check = await upstream.websocket_check(
                 public.connect_host, public.port, tls.client_context, public.check_host, origin=public.origin,

@@ -6,6 +6,7 @@ the onboarding pages, and passes them plain values.
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 import tempfile
 from collections.abc import Callable
@@ -27,6 +28,20 @@ if TYPE_CHECKING:
 # with --cert/--key the proxy runs ~10 MiB smaller.
 
 
+RENEW_FRACTION = 1 / 3  # a leaf with less than this part of its lifetime left is replaced while serving
+
+
+@dataclass(frozen=True)
+class LeafSetup:
+    """The devhttps leaf in service."""
+
+    context: ssl.SSLContext
+    names: tuple[str, ...]
+    not_before: dt.datetime
+    not_after: dt.datetime
+    dropped: tuple[str, ...] = ()  # addresses of the plan the CA may not sign (public ones, under constraints)
+
+
 @dataclass(frozen=True)
 class TLSSetup:
     context: ssl.SSLContext
@@ -34,14 +49,14 @@ class TLSSetup:
     ca: ca_mod.LocalCA | None  # None with --cert/--key
     names: tuple[str, ...]  # the names in the served certificate (empty when not ours)
     notices: tuple[tuple[str, str], ...] = ()  # (message, hint) for the banner, e.g. addresses left out
+    leaf: LeafSetup | None = None  # None with --cert/--key
 
 
 def prepare(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], plan: lan.LanPlan,
             asked: tuple[str, ...] = ()) -> TLSSetup:
     """``asked``: names the user gave (--name, --bind); never dropped silently."""
     if cfg.cert is not None and cfg.key is not None:
-        pemfiles.check_pair(cfg.cert, cfg.key)
-        context = make_server_context(cfg.cert, cfg.key)
+        context = load_pair(cfg.cert, cfg.key)
         unverified = ssl.create_default_context()
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE  # their certificate, their trust: we only test the WebSocket
@@ -50,13 +65,38 @@ def prepare(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], plan: 
     from devhttps.ca import caroot
 
     ca, _ = ca_setup.obtain(caroot.resolve(opts.caroot, env), ui)
-    names, dropped = _names_for(ca, plan, {*asked, *([cfg.host] if cfg.host else [])})
-    leaf = ca.issue_leaf(names)
+    leaf = issue(ca, plan, {*asked, *([cfg.host] if cfg.host else [])})
     # One short line: the first run on a machine with a public address shows it.
-    notices = ((f"{', '.join(dropped)} not in the certificate: public addresses need an unconstrained CA "
-                "(`devhttps --caroot DIR ca create --unconstrained`)", ""),) if dropped else ()
-    return TLSSetup(_context_from_leaf(leaf), ssl.create_default_context(cadata=ca.cert_pem.decode()), ca,
-                    leaf.names, notices)
+    notices = ((f"{', '.join(leaf.dropped)} not in the certificate: public addresses need an unconstrained CA "
+                "(`devhttps --caroot DIR ca create --unconstrained`)", ""),) if leaf.dropped else ()
+    return TLSSetup(leaf.context, ssl.create_default_context(cadata=ca.cert_pem.decode()), ca,
+                    leaf.names, notices, leaf)
+
+
+def load_pair(cert: Path, key: Path) -> ssl.SSLContext:
+    """The user's own pair as a new server context; DevhttpsError saying what is wrong with which file."""
+    pemfiles.check_pair(cert, key)
+    return make_server_context(cert, key)
+
+
+def issue(ca: ca_mod.LocalCA, plan: lan.LanPlan, asked: set[str], now: dt.datetime | None = None) -> LeafSetup:
+    """A new leaf for the plan's names (those the CA may sign, and every name asked for), ready to serve."""
+    names, dropped = _names_for(ca, plan, asked)
+    leaf = ca.issue_leaf(names, now=now)
+    return LeafSetup(_context_from_leaf(leaf), leaf.names, leaf.not_before, leaf.not_after, tuple(dropped))
+
+
+def wanted_names(ca: ca_mod.LocalCA, plan: lan.LanPlan, asked: set[str]) -> tuple[str, ...]:
+    """The names a leaf issued now for ``plan`` would carry."""
+    from devhttps.ca import constraints
+
+    return tuple(constraints.normalise_names(_names_for(ca, plan, asked)[0]))
+
+
+def needs_new_leaf(leaf: LeafSetup, now: dt.datetime, fraction: float = RENEW_FRACTION) -> bool:
+    """True when less than ``fraction`` of the leaf's lifetime is left (or it is not valid at ``now``)."""
+    lifetime = leaf.not_after - leaf.not_before
+    return now < leaf.not_before or leaf.not_after - now < lifetime * fraction
 
 
 def _names_for(ca: ca_mod.LocalCA, plan: lan.LanPlan, asked: set[str]) -> tuple[list[str], list[str]]:

@@ -42,6 +42,8 @@ class Leaf:
     cert_pem: bytes  # the leaf only (mkcert style); the root is what clients trust
     key_pem: bytes  # PKCS#8
     names: tuple[str, ...]
+    not_before: dt.datetime
+    not_after: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class LocalCA:
         if permitted is not None:
             permitted.check(clean, self.name)
         not_before = (now or dt.datetime.now(dt.timezone.utc)) - CLOCK_SKEW
+        not_after = not_before + dt.timedelta(days=LEAF_DAYS)
         try:
             self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
         except x509.ExtensionNotFound:
@@ -93,12 +96,12 @@ class LocalCA:
             organization_unit_name=_user_at_host(),
             # Both bounds explicit: trustme defaults not_before to the year 2000.
             not_before=not_before,
-            not_after=not_before + dt.timedelta(days=LEAF_DAYS),
+            not_after=not_after,
             key_type=trustme.KeyType.RSA if key_type == "rsa" else trustme.KeyType.ECDSA,
         )
         key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
         assert isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey))  # (the key type asked for above)
-        return Leaf(leaf.cert_chain_pems[0].bytes(), _pkcs8(key), tuple(clean))
+        return Leaf(leaf.cert_chain_pems[0].bytes(), _pkcs8(key), tuple(clean), not_before, not_after)
 
 
 def describe_key(public_key: object) -> str:

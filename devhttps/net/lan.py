@@ -8,12 +8,14 @@ data so it can be tested with any network; :func:`list_interfaces` and
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import socket
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 # Interfaces that face containers or VMs on this machine, never a phone.
 _VIRTUAL = re.compile(
@@ -51,6 +53,29 @@ class LanPlan:
     local_name: str | None
     cert_names: tuple[str, ...]
     names: tuple[str, ...] = ()  # the extra names asked for (--name), in the order given
+
+
+# What choose() takes: the interfaces, and the default route's interface.
+Discovered: TypeAlias = tuple[list[Interface], str | None]
+
+
+def discover() -> Discovered:
+    """This machine's interfaces and the default route's interface, as they are now."""
+    return list_interfaces(), default_route_interface()
+
+
+def read_discovered(text: str) -> Discovered:
+    """The same, from JSON: ``{"interfaces": {"wlan0": ["192.168.1.20"]}, "default": "wlan0"}``.
+
+    Raises ValueError when the text is not that shape.
+    """
+    data = json.loads(text)
+    shape = isinstance(data, dict) and isinstance(data.get("interfaces"), dict)
+    if not shape or not all(isinstance(a, list) for a in data["interfaces"].values()):
+        raise ValueError('expected {"interfaces": {NAME: [ADDRESS, ...]}, "default": NAME}')
+    interfaces = [Interface(str(name), tuple(str(a) for a in addrs)) for name, addrs in data["interfaces"].items()]
+    default = data.get("default")
+    return interfaces, str(default) if default else None
 
 
 def list_interfaces() -> list[Interface]:

@@ -79,6 +79,11 @@ class ProxyServer:
             raise ValueError("a plain-HTTP proxy has no TLS context to replace")
         self._ctx = ctx
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The context new connections are served with (None: plain HTTP)."""
+        return self._ctx
+
     def upstream_restarting(self) -> None:
         """The app is about to restart: its WebSockets end with a close frame (1012, service restart) after the
         frame in progress, so that clients reconnect by themselves; idle connections to it are dropped. Requests

@@ -342,3 +342,16 @@ def test_a_smoke_run_of_the_reload_benchmark(tmp_path):
     assert steady["restarts"] == 2 and steady["requests"] > 0 and steady["failed"] == 0, steady
     assert {c["name"].split(" <=")[0] for c in data["checks"]} >= {"devhttps's own part of a restart"}
     assert "restart latency" in run.stdout and "minus the app's start" in run.stdout
+
+
+@pytest.mark.slow  # devhttps twice: a few certificate swaps and one address change
+def test_a_smoke_run_of_the_certificate_swap_benchmark(tmp_path):
+    out = tmp_path / "certswap.json"
+    run = subprocess.run([sys.executable, str(SCRIPTS / "bench_certswap.py"), "--swaps", "2", "--changes", "1",
+                          "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(out.read_text())
+    assert len(data["swap"]["samples_ms"]) == 2 and data["swap"]["median_ms"] > 0
+    assert len(data["address_change"]["samples_ms"]) == 1 and data["address_change"]["max_ms"] > 0
+    assert [c["name"].split(":")[0] for c in data["checks"]] == ["certificate swap", "address change"]
+    assert "rename to the first handshake" in run.stdout and "address change to the new `ready`" in run.stdout

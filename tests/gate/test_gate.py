@@ -48,7 +48,8 @@ def test_nothing_passes_without_the_cookie(gated, target, headers):
 
 def test_wrong_token_and_wrong_cookie_are_refused(gated):
     h, gate = gated
-    assert Conn(h.port, None).request("GET", f"/?{TOKEN_PARAM}={gate.token[:-1]}A").status == 403
+    wrong = gate.token[:-1] + ("B" if gate.token.endswith("A") else "A")  # one character off
+    assert Conn(h.port, None).request("GET", f"/?{TOKEN_PARAM}={wrong}").status == 403
     assert Conn(h.port, None).request("GET", "/hello", {"Cookie": f"{COOKIE_NAME}={gate.token}"}).status == 403
     assert Conn(h.port, None).request("GET", "/hello", {"Cookie": f"x{COOKIE_NAME}={gate.cookie}"}).status == 403
     assert Conn(h.port, None).request("POST", f"/?{TOKEN_PARAM}={gate.token}", body=b"x").status == 403

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from websockets.sync.client import connect as ws_connect
 
 from tests.proxy.http_client import Conn
+from tests.wsclient import ws_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def test_sse_events_arrive_as_they_are_sent(harness):
 
 def test_websocket_echo_through_the_proxy(harness):
     url = f"wss://localhost:{harness.port}/ws"
-    with ws_connect(url, ssl=harness.certs.client_context(), open_timeout=10) as ws:
+    with ws_connect(url, harness.certs.client_context()) as ws:
         for message in ("hi", "x" * 70000, b"\x00\x01binary"):
             ws.send(message)
             assert ws.recv(timeout=10) == message

@@ -26,7 +26,7 @@ from pyngrok import conf, installer, ngrok, process
 from pyngrok.exception import PyngrokNgrokError, PyngrokNgrokHTTPError
 from websockets.sync.server import serve as ws_serve
 
-from tests.fakes.fake_ngrok import DEFAULT_VERSION, FAKE_NGROK, make_launcher, read_record
+from tests.fakes.fake_ngrok import DEFAULT_VERSION, FAKE_NGROK, make_launcher, read_record, runs_this_fake
 from tests.wsclient import ws_connect
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the fake runs as an executable script (POSIX)")
@@ -54,7 +54,7 @@ class Env:
 def _fake_alive(pid: int) -> bool:
     try:
         proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE and any("fake_ngrok" in part for part in proc.cmdline())
+        return proc.status() != psutil.STATUS_ZOMBIE and runs_this_fake(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 

@@ -93,6 +93,10 @@ class WsClient:
         """Reads once (within the deadline) into the protocol; False once the connection is closed."""
         if self.protocol.state is State.CLOSED:
             return False
+        if self.protocol.close_rcvd is not None and self.protocol.close_sent is not None:
+            # Both close frames went by: nothing more can come, so don't wait for the peer to end TCP first.
+            self.protocol.receive_eof()
+            return True
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("no WebSocket data within the timeout")

@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from websockets.sync.client import connect as ws_connect
 
 from devhttps.export import nginx
 from tests.export.conftest import Certs, local_site, move_ports, nginx_prefix, require
 from tests.proxy.fake_upstream import FakeApp, start_fake
 from tests.proxy.http_client import Conn
 from tests.serving import free_port
+from tests.wsclient import ws_connect
 
 
 class Running:
@@ -99,7 +99,7 @@ def test_server_sent_events_arrive_one_by_one(running):
 def test_the_socket_io_websocket_passes_both_ways(running):
     url = f"wss://localhost:{running.port}/ws/socket.io/?EIO=4&transport=websocket"
     sock = socket.create_connection(("127.0.0.1", running.port), timeout=10)  # (not ::1: nginx is not there)
-    with ws_connect(url, sock=sock, ssl=running.client, server_hostname="localhost", open_timeout=10) as ws:
+    with ws_connect(url, running.client, sock=sock, server_hostname="localhost") as ws:
         for message in ("40", "x" * 70000, b"\x00\x01binary"):
             ws.send(message)
             assert ws.recv(timeout=10) == message

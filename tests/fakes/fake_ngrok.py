@@ -271,6 +271,15 @@ def read_record(path: str | os.PathLike[str]) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def runs_this_fake(cmdline: list[str]) -> bool:
+    """Whether a process's command line is this fake's: its script as the program or the interpreter's argument.
+
+    The script's path exactly, not a part of it: ``pytest tests/fakes/test_fake_ngrok.py`` (and the ``timeout``
+    around it) must not count as an agent.
+    """
+    return str(FAKE_NGROK) in cmdline[:2]
+
+
 def make_launcher(directory: str | os.PathLike[str], name: str = "ngrok", python: str | None = None) -> Path:
     """Write ``directory/name``: a shell script that execs this fake with one interpreter (the pid stays the same).
 

@@ -24,10 +24,10 @@ import pytest
 import trustme
 from pyngrok import conf, installer, ngrok, process
 from pyngrok.exception import PyngrokNgrokError, PyngrokNgrokHTTPError
-from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import serve as ws_serve
 
-from tests.fakes.fake_ngrok import DEFAULT_VERSION, FAKE_NGROK, make_launcher, read_record
+from tests.fakes.fake_ngrok import DEFAULT_VERSION, FAKE_NGROK, make_launcher, read_record, runs_this_fake
+from tests.wsclient import ws_connect
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the fake runs as an executable script (POSIX)")
 
@@ -54,7 +54,7 @@ class Env:
 def _fake_alive(pid: int) -> bool:
     try:
         proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE and any("fake_ngrok" in part for part in proc.cmdline())
+        return proc.status() != psutil.STATUS_ZOMBIE and runs_this_fake(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -275,7 +275,7 @@ def test_tls_public_side_websocket_and_sse(env, upstream, monkeypatch):
         port = _port(tunnel.public_url)
         assert tunnel.public_url == f"https://demo.example.test:{port}"
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)  # the domain, without any DNS
-        with ws_connect(f"wss://demo.example.test:{port}/", sock=sock, ssl=client, open_timeout=5) as ws:
+        with ws_connect(f"wss://demo.example.test:{port}/", client, sock=sock, timeout=5) as ws:
             for message in ("hello", "x" * 100_000):
                 ws.send(message)
                 assert ws.recv(timeout=5) == message

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import trustme
-from websockets.sync.client import connect as ws_connect
 
 from devhttps.base.errors import DevhttpsError
 from devhttps.proxy.server import make_server_context
 from tests.proxy.conftest import Certs, Harness
 from tests.proxy.http_client import Conn
+from tests.wsclient import ws_connect
 
 
 @pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
@@ -160,7 +160,7 @@ def test_shutdown_grace_ends_and_closes_websockets(harness):
 
     from websockets.exceptions import ConnectionClosed
 
-    with ws_connect(f"wss://localhost:{harness.port}/ws", ssl=harness.certs.client_context()) as ws:
+    with ws_connect(f"wss://localhost:{harness.port}/ws", harness.certs.client_context()) as ws:
         ws.send("before")
         assert ws.recv(timeout=10) == "before"
         slow = Conn(harness.port, harness.certs.client_context())
@@ -182,7 +182,7 @@ def test_shutdown_lets_the_frame_in_progress_end_before_the_close_frame(harness)
 
     from websockets.exceptions import ConnectionClosed
 
-    with ws_connect(f"wss://localhost:{harness.port}/ws_split?ms=400", ssl=harness.certs.client_context()) as ws:
+    with ws_connect(f"wss://localhost:{harness.port}/ws_split?ms=400", harness.certs.client_context()) as ws:
         assert harness.wait_for(lambda: harness.app.split_sent)
         stopping = asyncio.run_coroutine_threadsafe(harness.proxy.shutdown(3.0), harness.loop)
         assert ws.recv(timeout=5) == "hello world"  # whole, though the stop began in its middle

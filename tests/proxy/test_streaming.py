@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from websockets.sync.client import connect as ws_connect
 
 from tests.proxy.http_client import Conn
+from tests.wsclient import ws_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,11 +46,25 @@ def test_sse_events_arrive_as_they_are_sent(harness):
 
 def test_websocket_echo_through_the_proxy(harness):
     url = f"wss://localhost:{harness.port}/ws"
-    with ws_connect(url, ssl=harness.certs.client_context(), open_timeout=10) as ws:
+    with ws_connect(url, harness.certs.client_context()) as ws:
         for message in ("hi", "x" * 70000, b"\x00\x01binary"):
             ws.send(message)
             assert ws.recv(timeout=10) == message
     assert harness.wait_for(lambda: any(log.status == 101 for log in harness.logs))
+
+
+def test_many_websocket_handshakes_over_tls13_each_complete(harness):
+    # The proxy's session tickets arrive after the TLS 1.3 handshake, while the client writes its upgrade
+    # request: the moment at which a client that reads and writes one TLS socket from two threads now and then
+    # lost its handshake. Every step is bounded by the client's timeout: a lost handshake fails, never hangs.
+    ctx = harness.certs.client_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    for i in range(150):
+        with ws_connect(f"wss://localhost:{harness.port}/ws?n={i}", ctx, timeout=10) as ws:
+            ws.send(f"message {i}")
+            assert ws.recv() == f"message {i}"
+            assert ws.sock.version() == "TLSv1.3" and ws.sock.session.has_ticket  # (the tickets came)
+    assert harness.wait_for(lambda: sum(log.status == 101 for log in harness.logs) == 150)
 
 
 def test_upgrade_answered_without_101_continues_as_http(harness):

@@ -10,7 +10,7 @@ import psutil
 import pytest
 import trustme
 
-from tests.fakes.fake_ngrok import make_launcher
+from tests.fakes.fake_ngrok import make_launcher, runs_this_fake
 
 TOKEN = "2fakeAuthtoken_0123456789abcdefGHIJ"
 
@@ -19,7 +19,7 @@ def agents(record: Path | None = None) -> list[psutil.Process]:
     """The fake agents still running: all of them, or those recording to ``record`` (one test's)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
-        if not any("fake_ngrok.py" in part for part in proc.info["cmdline"] or ()):
+        if not runs_this_fake(proc.info["cmdline"] or []):
             continue
         try:
             if record is None or proc.environ().get("FAKE_NGROK_RECORD") == str(record):

@@ -15,7 +15,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from websockets.sync.client import connect
 
 from devhttps.gate.hook import COOKIE_NAME, TOKEN_PARAM
 from tests.conftest import ROOT
@@ -24,6 +23,7 @@ from tests.fakes.fake_ngrok import read_record
 from tests.serving import Devhttps
 from tests.tunnels.conftest import TOKEN, agents, cmdlines, no_agent_left
 from tests.ui.test_qr import decode, text_to_pixels
+from tests.wsclient import ws_connect
 
 pytestmark = pytest.mark.slow  # a devhttps process and an agent per test
 
@@ -75,8 +75,8 @@ def test_the_qr_url_lets_a_phone_in_and_nothing_else_passes(ngrok_setup):
         assert page.status == 200 and b"microphone" in page.body.lower()
         events = get(public + "/demo/sse?count=2&interval=0", s.ca_pem, cookie, "text/event-stream")
         assert events.status == 200 and events.body.count(b"data:") == 2
-        with connect(public.replace("https", "wss") + "/demo/ws", ssl=_ctx(s), open_timeout=5,
-                     additional_headers={"Cookie": cookie}) as ws:
+        with ws_connect(public.replace("https", "wss") + "/demo/ws", _ctx(s), timeout=5,
+                        headers={"Cookie": cookie}) as ws:
             ws.send("hello")
             assert ws.recv(timeout=5) == "hello"
         assert TOKEN not in cmdlines()

@@ -56,6 +56,7 @@ class CloudflareTunnel:
                  deadline: float = 60.0) -> None:
         self.run_dir, self.state_dir, self.env = run_dir, state_dir, env
         self.cloudflared_path, self.hostname, self.token_file = cloudflared_path, hostname, token_file
+        self.timeout = deadline
         self.deadline = max(deadline - 1.5, deadline * 0.8)  # before the session's own: this one says more
         self.carries_sse = hostname is not None  # Cloudflare: quick tunnels do not carry Server-Sent Events
         self._proc: subprocess.Popen[bytes] | None = None
@@ -219,7 +220,7 @@ class CloudflareTunnel:
             if left <= 0:
                 raise DevhttpsError(
                     f"could not open the cloudflare tunnel: {url} did not reach devhttps within "
-                    f"{self.deadline:.0f} s (last try: {why})",
+                    f"{self.timeout:g} s (last try: {why})",
                     "a quick tunnel's name can take a while to resolve: try again with a longer --timeout; if your "
                     "DNS resolver cached the name as missing, wait a minute or flush its cache")
             progress(f"waiting for {url} to answer through Cloudflare ({time.monotonic() - started:.0f} s)")
@@ -230,7 +231,7 @@ class CloudflareTunnel:
             self._aborted.wait(min(1.0, max(until - time.monotonic(), 0)))
 
     def _timed_out(self, log: AgentLog, what: str) -> DevhttpsError:
-        waited = f"within {self.deadline:.0f} s"
+        waited = f"within {self.timeout:g} s"
         if what == "edge connection":
             return cannot_reach(log.last_error or f"no connection to Cloudflare's edge {waited}")
         said = f"; its last error: {log.last_error}" if log.last_error else " (it printed nothing)"

@@ -35,6 +35,7 @@ _OFFLINE = re.compile(r"no such host|network is unreachable|i/o timeout|connecti
 
 
 def install_hint(platform: str = sys.platform) -> str:
+    """The official install route for ``platform``, and the page with all of them."""
     route = next((how for key, how in _INSTALL.items() if platform.startswith(key)), None)
     where = f"install it with {route} (all routes: {INSTALL_PAGE})" if route else f"install it from {INSTALL_PAGE}"
     return f"{where}, then run devhttps again or point --cloudflared-path at it"

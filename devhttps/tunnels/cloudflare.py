@@ -89,7 +89,7 @@ class CloudflareTunnel:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
-        agent.kill_recorded(self.run_dir, None, NAME)
+        agent.kill_recorded(self.run_dir, self.state_dir, NAME)  # (this run's record, kept across runs, too)
 
     def abort(self) -> None:
         """From any thread: the waits end, the agent is stopped (its process group), none starts after this."""

@@ -40,10 +40,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-try:  # (the same splice, and the same record format, as the fake ngrok agent)
-    from tests.fakes.fake_ngrok import _pump, read_record
-except ImportError:  # run as a script without the project on the path: the module beside this one
-    from fake_ngrok import _pump, read_record  # type: ignore[no-redef]
+if __name__ == "__main__":  # run as a program: the project's root on the path, for the module below
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.fakes.fake_ngrok import _pump, read_record  # (the same splice, and the same record format)
 
 FAKE_CLOUDFLARED = Path(__file__).resolve()
 DISCLAIMER = ("Thank you for trying Cloudflare Tunnel. Doing so, without a Cloudflare account, is a quick way to "

@@ -15,13 +15,14 @@ from types import ModuleType
 from devhttps import __version__
 from devhttps.app.config import Globals
 from devhttps.base.errors import DevhttpsError, UsageError
-from devhttps.cli import adb, ca, config, doctor, ngrok, serve
+from devhttps.cli import adb, ca, cloudflare, config, doctor, ngrok, serve
 from devhttps.cli.child_opts import split_command
 from devhttps.cli.parser import EPILOG, Parser, early_globals, global_options, globals_from
 from devhttps.ui.console import UI, color_wanted
 
 # Each command module has NAME, add_parser(sub, common) and run(ns, opts, ui, env) -> int.
-COMMANDS: dict[str, ModuleType] = {module.NAME: module for module in (serve, ca, ngrok, adb, doctor, config)}
+COMMANDS: dict[str, ModuleType] = {
+    module.NAME: module for module in (serve, ca, ngrok, cloudflare, adb, doctor, config)}
 
 
 def build_parser() -> argparse.ArgumentParser:

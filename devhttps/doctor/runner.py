@@ -1,5 +1,6 @@
 """The checklist, in the order people read it: this machine, the CA and its trust, the network, the upstream,
-then what only `devhttps ngrok` needs. Adding a check: write it with ``@check`` and list it here."""
+then what only `devhttps ngrok` and `devhttps cloudflare` need. Adding a check: write it with ``@check`` and list
+it here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from devhttps.doctor import (
     ca_checks,
+    cloudflare_checks,
     environment,
     firewall,
     mixed_content,
@@ -40,6 +42,7 @@ CHECKS: tuple[NamedCheck, ...] = (
     mixed_content.mixed_content,
     ngrok_checks.agent,
     ngrok_checks.authtoken,
+    cloudflare_checks.agent,
 )
 
 

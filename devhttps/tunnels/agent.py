@@ -92,10 +92,15 @@ def is_running(pid: int, marker: str) -> bool:
 
 
 def stop(pid: int, grace: float = 2.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    """SIGTERM, then SIGKILL after ``grace`` seconds; to the agent's whole process group when it leads one of its
+    own (started in a new session), so that nothing it started stays behind either."""
+    kill = os.kill
+    with contextlib.suppress(OSError, AttributeError):
+        if os.getpgid(pid) == pid and pid != os.getpgrp():
+            kill = os.killpg
     for sig, wait in ((signal.SIGTERM, grace), (getattr(signal, "SIGKILL", signal.SIGTERM), 1.0)):
         try:
-            os.kill(pid, sig)
+            kill(pid, sig)
         except OSError:
             return
         deadline = time.monotonic() + wait
@@ -115,3 +120,29 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def keep_record(run_dir: Path, state_dir: Path | None, name: str) -> None:
+    """Copy the launcher's record of the agent to ``state_dir``, kept across runs, so that a later start can stop
+    it if this one could not (where no parent-death signal does)."""
+    recorded = read_pid(pid_file(run_dir, name))
+    if state_dir is not None and recorded is not None:
+        write_pid(pid_file(state_dir, name), recorded)
+
+
+def kill_recorded(run_dir: Path, state_dir: Path | None, name: str) -> bool:
+    """Stop the agent recorded in ``run_dir`` (this run's) and in ``state_dir`` (an earlier devhttps's, once that
+    one is gone): never another running devhttps's agent, nor a process that only reuses a recorded pid. True if
+    one was stopped."""
+    stopped = False
+    for folder in (run_dir, state_dir):
+        path = pid_file(folder, name) if folder is not None else None
+        recorded = read_pid(path) if path is not None else None
+        if path is None or recorded is None or not orphaned(recorded[1]):
+            continue
+        if is_running(recorded[0], recorded[2]):
+            stop(recorded[0])
+            stopped = True
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return stopped

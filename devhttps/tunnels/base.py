@@ -25,6 +25,7 @@ class Tunnel(Protocol):
     from any thread while ``open`` still waits, and ends the agent at once."""
 
     name: str  # the mode, as in the ready event: "ngrok", "cloudflare"
+    carries_sse: bool  # whether Server-Sent Events reach the phone as they come (Cloudflare's quick tunnels: no)
 
     def open(self, local_port: int, progress: Progress) -> Opened: ...
     def close(self) -> None: ...

@@ -40,6 +40,7 @@ _TOKEN_LINE = re.compile(r"^\s*authtoken:\s*['\"]?([A-Za-z0-9_\-]+)['\"]?\s*(?:#
 
 class NgrokTunnel:
     name = NAME
+    carries_sse = True
 
     def __init__(self, *, run_dir: Path, state_dir: Path | None, env: Mapping[str, str],
                  ngrok_path: Path | None = None, domain: str | None = None, install_timeout: float = 60.0) -> None:
@@ -166,27 +167,10 @@ class NgrokTunnel:
         return text.replace(self._token, "…") if self._token else text
 
     def _record(self) -> None:
-        """The launcher's record of the agent, kept across runs, so that a later start can stop it if this one
-        could not (where no parent-death signal does)."""
-        recorded = agent.read_pid(agent.pid_file(self.run_dir, NAME))
-        if self.state_dir is not None and recorded is not None:
-            agent.write_pid(agent.pid_file(self.state_dir, NAME), recorded)
+        agent.keep_record(self.run_dir, self.state_dir, NAME)
 
     def _kill_recorded(self, earlier: bool = True) -> bool:
-        """Stop the agent recorded by this run (and with ``earlier``, by an earlier devhttps that is gone; never
-        another running devhttps's agent, nor a process that only reuses a recorded pid); True if one was."""
-        stopped = False
-        for folder in (self.run_dir, self.state_dir if earlier else None):
-            path = agent.pid_file(folder, NAME) if folder is not None else None
-            recorded = agent.read_pid(path) if path is not None else None
-            if path is None or recorded is None or not agent.orphaned(recorded[1]):
-                continue
-            if agent.is_running(recorded[0], recorded[2]):
-                agent.stop(recorded[0])
-                stopped = True
-            with contextlib.suppress(OSError):
-                path.unlink()
-        return stopped
+        return agent.kill_recorded(self.run_dir, self.state_dir if earlier else None, NAME)
 
 
 class _ProgressWriter(io.TextIOBase):

@@ -280,14 +280,16 @@ def runs_this_fake(cmdline: list[str]) -> bool:
     return str(FAKE_NGROK) in cmdline[:2]
 
 
-def make_launcher(directory: str | os.PathLike[str], name: str = "ngrok", python: str | None = None) -> Path:
-    """Write ``directory/name``: a shell script that execs this fake with one interpreter (the pid stays the same).
+def make_launcher(directory: str | os.PathLike[str], name: str = "ngrok", python: str | None = None,
+                  script: Path = FAKE_NGROK) -> Path:
+    """Write ``directory/name``: a shell script that execs this fake (or another ``script``) with one interpreter
+    (the pid stays the same).
 
     Handy as ``ngrok_path`` or as an ``ngrok`` on PATH. POSIX only.
     """
     path = Path(directory) / name
     interpreter = python or sys.executable
-    path.write_text(f"#!/bin/sh\nexec '{interpreter}' '{FAKE_NGROK}' \"$@\"\n")
+    path.write_text(f"#!/bin/sh\nexec '{interpreter}' '{script}' \"$@\"\n")
     path.chmod(0o755)
     return path
 

@@ -101,6 +101,8 @@ class Session:
     def _on_signal(self) -> None:
         self.stop.count += 1
         self.stop.event.set()
+        if self.stop.count > 1 and self.supervisor is not None:
+            self.supervisor.hurry()  # a second Ctrl+C: the command goes at once, whatever is being stopped
         # Before serving there is nothing to finish gracefully (e.g. still waiting for the upstream).
         if (self.stop.count > 1 or not self.serving) and self.main_task is not None:
             self.main_task.cancel()

@@ -53,6 +53,7 @@ class Supervisor:
         self._changes: asyncio.Queue[list[Path]] = asyncio.Queue()
         self._watcher: asyncio.Task[None] | None = None
         self._watchdog: Watchdog | None = None
+        self._hurry = False  # a second Ctrl+C: every stop from now on is at once
 
     # -- the session's side ---------------------------------------------------------------------------
     async def until_answer(self, find: Callable[[], Awaitable[T]]) -> T:
@@ -98,20 +99,29 @@ class Supervisor:
                 changes = asyncio.ensure_future(self._next_changes())
             await self._restart(await changes, wait_for_answer=True)
 
+    def hurry(self) -> None:
+        """A second Ctrl+C: SIGKILL to the command's group now, and no grace in any stop after this."""
+        self._hurry = True
+        if self.child is not None:
+            self.child.kill()
+
     async def close(self) -> None:
-        """Stop the command's whole process group (at once when cancelled: a second Ctrl+C)."""
+        """Stop the command's whole process group (at once after hurry() or when cancelled)."""
         if self._watcher is not None:
             self._watcher.cancel()
             await _quietly(self._watcher)
         try:
             await self._stop_child()
         except asyncio.CancelledError:
-            if self.child is not None:
-                self.child.kill()
+            child = self.child
+            if child is not None:
+                child.kill()
+                if self._watchdog is not None:
+                    self._watchdog.forget(child.pid)  # killed: nothing left for the watchdog to wait for
             raise
         finally:
             if self._watchdog is not None:
-                self._watchdog.close()
+                await self._watchdog.close()
 
     # -- inside --------------------------------------------------------------------------------------
     async def _spawn(self, first: bool) -> None:
@@ -126,7 +136,7 @@ class Supervisor:
         child = self.child
         if child is None or child.proc is None:
             return
-        await child.stop(self.plan.grace)
+        await child.stop(0.0 if self._hurry else self.plan.grace)
         if self._exit is not None:
             await _quietly(self._exit)
         if self._watchdog is not None:

@@ -9,6 +9,7 @@ It ignores Ctrl+C (devhttps stops the groups itself then) and needs nothing but 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -44,16 +45,20 @@ class Watchdog:
             proc.stdin.write(word.encode() + b"\n")
             proc.stdin.flush()
 
-    def close(self) -> None:
-        """Every group has been stopped: the watchdog ends with an empty list."""
+    async def close(self) -> None:
+        """Every group has been stopped: the watchdog ends with an empty list (at once), without blocking the
+        event loop while it does."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         with contextlib.suppress(OSError, ValueError):
             if proc.stdin is not None:
                 proc.stdin.close()
+        deadline = asyncio.get_running_loop().time() + GRACE + 1
         try:
-            proc.wait(timeout=GRACE + 1)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            while proc.poll() is None and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

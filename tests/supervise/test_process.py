@@ -93,7 +93,7 @@ def test_the_watchdog_stops_watched_groups_when_its_input_ends_and_spares_forgot
     for p in procs:
         dog.watch(p.pid)
     dog.forget(procs[1].pid)
-    dog.close()  # as when devhttps ends: the pipe closes
+    _run(dog.close())  # as when devhttps ends: the pipe closes
     procs[0].wait(10)
     assert procs[0].returncode == -15
     assert procs[1].poll() is None

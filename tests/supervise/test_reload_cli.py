@@ -138,6 +138,21 @@ def test_no_process_of_the_command_outlives_devhttps(tmp_path, sig):
     assert processes_with(run.mark) == []
 
 
+def test_a_second_ctrl_c_ends_a_command_that_ignores_sigterm_at_once(tmp_path):
+    with Run(tmp_path, env={"TINY_IGNORE_TERM": "1"}) as run:
+        run.dh.wait_event("ready")
+        run.dh.proc.send_signal(signal.SIGINT)
+        run.dh.wait_event("stopping")
+        time.sleep(0.5)  # the first Ctrl+C's stop is under way: SIGTERM sent, its 5 s grace running
+        run.dh.proc.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        run.dh.proc.wait(timeout=20)
+        waited = time.monotonic() - began
+        assert processes_with(run.mark) == []
+    # Not a speed test: any wait of a grace (the command's 5 s, the watchdog's 2 s) is far above this bound.
+    assert waited < 1.0, f"{waited:.1f} s after the second Ctrl+C: a grace was waited out"
+
+
 def test_without_reload_devhttps_ends_with_the_commands_exit_status(tmp_path):
     with Run(tmp_path, env={"TINY_LIFETIME": "1"}, reload=False) as run:
         run.dh.wait_event("ready")

@@ -236,6 +236,7 @@ class UpstreamPool:
         self.max_idle = max_idle
         self.connect_timeout = connect_timeout
         self.wait = wait  # keep retrying a refused connection this long (an upstream restarting)
+        self.waiting = True  # False while the upstream is known to be down for good: refused means 502 at once
         self.idle: list[UpstreamConnection] = []
         self.closed = False  # after close_all(): connections handed back are closed
         self._back: asyncio.Future[None] | None = None  # resolved by kick(): the upstream answers again
@@ -256,7 +257,7 @@ class UpstreamPool:
                 return await self._connect_once(loop)
             except ConnectionRefusedError:
                 gap = RETRY_GAPS[min(attempt, len(RETRY_GAPS) - 1)]
-                if loop.time() >= deadline:
+                if loop.time() >= deadline or not self.waiting:
                     raise
             await self._pause(loop, min(gap, max(0.0, deadline - loop.time())))
             attempt += 1

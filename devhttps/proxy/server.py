@@ -91,9 +91,17 @@ class ProxyServer:
         core = self.core
         if core is None:
             return
+        core.pool.waiting = True
         core.pool.drop_idle()
         for conn in list(core.connections):
             conn.end_upgrade(CLOSE_SERVICE_RESTART)
+
+    def upstream_down(self) -> None:
+        """The app has ended and nothing restarts it yet: requests stop waiting for it and get the 502 page now;
+        upstream_restarting() makes them wait again."""
+        if self.core is not None:
+            self.core.pool.waiting = False
+            self.core.pool.kick()
 
     def upstream_back(self) -> None:
         """The restarted app answers: requests waiting for it connect now."""

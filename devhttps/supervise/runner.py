@@ -47,6 +47,7 @@ class Supervisor:
         self.plan, self.reporter = plan, reporter
         self.before_restart: Callable[[], None] = lambda: None  # e.g. the proxy's WebSocket close frames
         self.after_restart: Callable[[], None] = lambda: None  # it answers again: e.g. wake the waiting requests
+        self.when_down: Callable[[], None] = lambda: None  # it ended, and waits for a change: no use waiting for it
         self.answers: Callable[[], Awaitable[bool]] | None = None  # does the (restarted) command answer yet?
         self.child: Child | None = None
         self._exit: asyncio.Task[int] | None = None
@@ -96,6 +97,7 @@ class Supervisor:
                 self.reporter.exited(code, waiting=self.plan.watch is not None)
                 if self.plan.watch is None:
                     return code
+                self.when_down()
                 changes = asyncio.ensure_future(self._next_changes())
             await self._restart(await changes, wait_for_answer=True)
 

@@ -180,6 +180,15 @@ def test_with_reload_a_failed_start_waits_for_the_fix(tmp_path):
         assert run.get()[0] == 200
 
 
+def test_while_a_crashed_command_waits_for_a_change_requests_get_the_502_page_at_once(tmp_path):
+    with Run(tmp_path, env={"TINY_LIFETIME": "1"}) as run:  # serves for a second, then exits with status 4
+        run.dh.wait_event("ready")
+        exited = run.dh.wait_event("child_exited")
+        assert exited["exit_code"] == 4 and exited["waiting"] is True
+        status, _ = run.get()  # (not held for --wait, 30 s here, which the client's own 20 s would not outlast)
+        assert status == 502
+
+
 @pytest.mark.parametrize("args,words", [
     (["--reload"], "without a command"),
     (["--watch", "."], "without a command"),

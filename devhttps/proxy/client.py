@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 match_plain_request = http1.match_plain_request  # (a global: one attribute lookup less per request)
 
 PIPELINE_LIMIT = 1024 * 1024  # buffered bytes of later requests before reading pauses
+WAITED = 0.05  # seconds: a connection that took longer (an upstream restarting) checks the client is still there
 
 
 class ClientConnection(Shortcut, Ending, asyncio.Protocol):
@@ -219,6 +220,7 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         self.connecting = self.core.loop.create_task(self._connect_task())
 
     async def _connect_task(self) -> None:
+        began = self.core.loop.time()
         try:
             up = await self.core.pool.connect()
         except (OSError, asyncio.TimeoutError) as exc:
@@ -230,6 +232,12 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
         req = self.req
         if self.state != BODY or req is None:  # (a request in progress has its req)
             up.release(reusable=True)
+            return
+        if self.core.loop.time() - began > WAITED and self._hung_up():
+            # It waited for an upstream restarting, and the client gave up meanwhile: the app must not get a
+            # request nobody waits for (a chat message sent twice when the phone tries again).
+            up.release(reusable=True)
+            self._abort()
             return
         self._resume("connect")
         self._attach(up, req)

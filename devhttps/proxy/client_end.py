@@ -7,10 +7,13 @@ it works on the connection's state as :class:`devhttps.proxy.connstate.ConnState
 
 from __future__ import annotations
 
+import select
+
 from devhttps.proxy import pages
 from devhttps.proxy.connstate import BODY, CLOSED, DRAIN, HEAD, TUNNEL, ConnState
 
 DRAIN_TIMEOUT = 2.0  # seconds a closing connection may take to read what it was sent
+_HUNG_UP = getattr(select, "POLLRDHUP", 0) | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0)
 
 
 class Ending:
@@ -70,6 +73,20 @@ class Ending:
     def _abort(self: ConnState) -> None:
         self._teardown()
         self.transport.abort()
+
+    def _hung_up(self: ConnState) -> bool:
+        """Whether the client has closed its side, asked of the kernel without reading: a connection paused while
+        its request waited (for an upstream restarting) would not otherwise notice. POLLRDHUP on Linux; elsewhere
+        only a connection closed both ways (POLLHUP) is seen."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or not _HUNG_UP or not hasattr(select, "poll"):
+            return False
+        try:
+            poller = select.poll()
+            poller.register(sock.fileno(), _HUNG_UP)
+            return any(events & _HUNG_UP for _, events in poller.poll(0))
+        except (OSError, ValueError):  # (closed meanwhile)
+            return True
 
     # -- called by the server ---------------------------------------------------
     def check_timeout(self: ConnState, now: float) -> None:

@@ -288,3 +288,37 @@ def test_an_upstream_said_to_be_back_is_tried_at_once(certs, monkeypatch):
             h.call(server.close)
     finally:
         h.close()
+
+
+def test_a_request_whose_client_gave_up_while_waiting_never_reaches_the_app(certs, monkeypatch):
+    """While the app restarts a request waits (its connection not read meanwhile); a client that hangs up in that
+    time must not have its request delivered once the app is back: a chat message would be sent twice when the
+    phone tries again."""
+    monkeypatch.setattr(pool_module, "RETRY_GAPS", (60.0,))  # only the kick below ends the wait
+    port = free_port()
+    h = Harness(certs)
+    try:
+        h.start_proxy(Origin("127.0.0.1", port), upstream_wait=120.0)
+        c = h.client()
+        c.send(b"POST /send-message HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        time.sleep(0.5)  # refused once: now waiting
+        c.close()  # the client gives up
+        time.sleep(0.2)
+        from tests.proxy.fake_upstream import FakeApp
+        app = FakeApp()
+
+        async def start_and_say_so():
+            server = await asyncio.start_server(app.handle, "127.0.0.1", port)
+            h.proxy.upstream_back()
+            return server
+
+        server = h.run(start_and_say_so())
+        try:
+            assert h.wait_for(lambda: [log.status for log in h.logs] == [499])
+            time.sleep(0.3)
+            assert app.requests == []  # (connected to, then kept idle for the next request: nothing sent)
+            assert h.client().request().status == 200  # and the next client is served
+        finally:
+            h.call(server.close)
+    finally:
+        h.close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from devhttps.app.config import ServeConfig
 from devhttps.base.addr import UpstreamAddr
+from devhttps.base.errors import DevhttpsError
 from devhttps.supervise.runner import Plan, Supervisor
 from devhttps.ui.child_log import ChildLog
 from devhttps.ui.console import UI
@@ -20,6 +22,20 @@ def supervisor(cfg: ServeConfig, ui: UI, env: dict[str, str]) -> Supervisor | No
         return None
     roots = cfg.watch.roots if cfg.watch is not None else ()
     return Supervisor(Plan(cfg.command, cfg.watch, env=env), ChildLog(ui, cfg.command, roots))
+
+
+async def check_free(candidates: Sequence[UpstreamAddr], command: Sequence[str], explicit: bool) -> None:
+    """Before the command starts: nothing may answer where it will listen already (an earlier run of the app,
+    still up), or devhttps would take that one for the command and serve it."""
+    for addr in candidates:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(addr.host, addr.port), ANSWER_TIMEOUT)
+        except (OSError, asyncio.TimeoutError):
+            continue
+        writer.close()
+        where = "stop it" if explicit else "stop it, or say where the command will listen with --upstream PORT"
+        raise DevhttpsError(f"could not start `{' '.join(command)}`: something already listens at {addr.url}, "
+                            "before the command has even started (an earlier run of the app?)", where)
 
 
 class Answers:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.app.test_json_contract import check, documented
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_module
 from tests.serving import Devhttps, free_port, https_get, read_ca
 from tests.supervise.procs import processes_with
 
@@ -187,6 +187,20 @@ def test_while_a_crashed_command_waits_for_a_change_requests_get_the_502_page_at
         assert exited["exit_code"] == 4 and exited["waiting"] is True
         status, _ = run.get()  # (not held for --wait, 30 s here, which the client's own 20 s would not outlast)
         assert status == 502
+
+
+def test_something_already_listening_where_the_command_will_is_a_clear_error(tmp_path):
+    with socket.socket() as taken:  # an earlier run of the app, still up
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        mark = f"devhttps-test-{uuid.uuid4().hex}"
+        r = run_module("--json", "--caroot", str(tmp_path / "ca"), "--upstream", str(port), "--",
+                    sys.executable, TINY, str(port), mark)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    error = json.loads(r.stdout.strip().splitlines()[-1])
+    assert error["event"] == "error" and f"already listens at http://127.0.0.1:{port}" in error["message"]
+    assert processes_with(mark) == []  # never started
 
 
 @pytest.mark.parametrize("args,words", [

@@ -11,6 +11,7 @@ from pathlib import Path
 from devhttps.supervise import runner, watch
 from devhttps.ui.console import UI
 
+MAX_FILES = 50  # of a big checkout's changes, the `restarting` event names the first (count: all of them)
 PREFIX_WIDTH = 12
 
 
@@ -50,7 +51,7 @@ class ChildLog:
     def restarting(self, changed: Sequence[Path]) -> None:
         text = watch.describe(changed, self.roots)
         self.ui.notice("restarting", self.ui.style(f"restarting ({text})", "cyan"),
-                       files=[watch.relative(p, self.roots) for p in changed], count=len(changed))
+                       files=[watch.relative(p, self.roots) for p in changed[:MAX_FILES]], count=len(changed))
 
     def restarted(self, seconds: float) -> None:
         self.ui.notice("restarted", self.ui.style(f"restarted in {seconds:.2f} s", "green"),

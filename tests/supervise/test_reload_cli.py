@@ -88,12 +88,13 @@ def test_a_change_restarts_the_command_an_ignored_file_does_not(tmp_path):
 def test_a_burst_of_saves_gives_one_restart(tmp_path):
     with Run(tmp_path) as run:
         run.dh.wait_event("ready")
-        for i in range(40):  # a `git checkout` or a formatter run
+        for i in range(60):  # a `git checkout` or a formatter run
             (run.src / f"module_{i}.py").write_text(f"x = {i}\n")
         run.dh.wait_event("restarted")
         run.drain()
         restarts = run.named("restarting")
-        assert len(restarts) == 1 and restarts[0]["count"] == 40, restarts
+        assert len(restarts) == 1 and restarts[0]["count"] == 60, restarts
+        assert len(restarts[0]["files"]) == 50  # (the event names the first 50)
 
 
 def test_a_request_made_during_the_restart_is_answered_by_the_new_command(tmp_path):

@@ -21,11 +21,13 @@ from devhttps.base.errors import DevhttpsError
 from devhttps.net import lan
 from devhttps.proxy.server import ProxyServer
 from devhttps.supervise import certwatch
+from devhttps.ui import banner
 from devhttps.ui.cert_log import CertLog
 
-POLL_INTERVAL = 2.0  # seconds between two looks at the addresses: a change is served within 5 s
+POLL_INTERVAL = 2.0  # seconds between two looks at the addresses: a change is served within 5 s (two looks)
 RENEW_RETRY = dt.timedelta(hours=1)  # after a failed renewal, the next try
 INTERFACES_VARIABLE = "DEVHTTPS_INTERFACES"  # a JSON file read instead of this machine's interfaces
+INTERFACES_MAX_BYTES = 64 * 1024
 
 
 def _now() -> dt.datetime:
@@ -48,7 +50,18 @@ class Hooks:
         path = env.get(INTERFACES_VARIABLE)
         if not path:
             return cls()
-        return cls(discover=lambda: lan.read_discovered(Path(path).read_text()))
+        return cls(discover=lambda: read_interfaces(Path(path)))
+
+
+def read_interfaces(path: Path) -> lan.Discovered:
+    """The interfaces from a DEVHTTPS_INTERFACES file; ValueError (or OSError) saying what is wrong with it."""
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file")
+    size = path.stat().st_size
+    if size > INTERFACES_MAX_BYTES:
+        raise ValueError(f"{path} is {size} bytes, more than the {INTERFACES_MAX_BYTES // 1024} KiB such a file "
+                         "may have")
+    return lan.read_discovered(path.read_text())
 
 
 def pem_fingerprint(cert: Path) -> str:
@@ -64,9 +77,11 @@ def pem_fingerprint(cert: Path) -> str:
 
 
 async def follow_pair(server: ProxyServer, cert: Path, key: Path, log: CertLog,
-                      problems: Callable[[ssl.SSLContext], list[tuple[str, str]]]) -> None:
-    """Serve the user's pair anew each time its files change; ``problems``: what a browser would refuse in it."""
-    watcher = certwatch.PairWatcher(cert, key, certs.load_pair)
+                      problems: Callable[[ssl.SSLContext], list[tuple[str, str]]], *,
+                      loaded: str | None = None) -> None:
+    """Serve the user's pair anew each time its files change; ``problems``: what a browser would refuse in it;
+    ``loaded``: the fingerprint of the pair in service (TLSSetup.pair_fingerprint)."""
+    watcher = certwatch.PairWatcher(cert, key, certs.load_pair, loaded=loaded)
     try:
         async for update in watcher.updates():
             if update.loaded is not None:
@@ -81,20 +96,39 @@ async def follow_pair(server: ProxyServer, cert: Path, key: Path, log: CertLog,
                        "raise the limit of watched folders (Linux: sudo sysctl fs.inotify.max_user_watches=524288)")
 
 
-Announce = Callable[[lan.LanPlan, tuple[str, ...]], Awaitable[None]]
+Notices = list[tuple[str, str]]  # (message, hint) for the banner
+# The new plan, the names of the leaf in service and what the banner says about the new addresses.
+Announce = Callable[[lan.LanPlan, tuple[str, ...], Notices], Awaitable[None]]
+
+
+def _same(a: lan.LanPlan, b: lan.LanPlan) -> bool:
+    """The same addresses to certify and to advertise (the order interfaces are listed in does not matter)."""
+    return set(a.cert_names) == set(b.cert_names) and a.primary == b.primary
+
+
+def _urls(plan: lan.LanPlan, names: tuple[str, ...]) -> tuple[str, ...]:
+    return banner.Addresses.build(plan, 0, (), names).https_urls
 
 
 class NetworkFollower:
-    """Looks at the addresses every ``hooks.poll_interval`` seconds. A change: a new leaf that covers them (when
-    the CA is ours), then ``announce`` (the new URLs, QR code and `ready`). Unchanged: the leaf is renewed once
-    less than certs.RENEW_FRACTION of its lifetime is left."""
+    """Looks at the addresses every ``hooks.poll_interval`` seconds. A change seen twice in a row (a Wi-Fi
+    switch passes through a moment without an address: that moment alone is no change): a new leaf that
+    covers them (when the CA is ours), then, when the URLs differ, ``announce`` (the new URLs, QR code and
+    `ready`). Unchanged: the leaf is renewed once less than certs.RENEW_FRACTION of its lifetime is left.
+    ``follow_addresses`` False (--bind: the addresses are the ones given): only the renewal. ``notices``: what
+    the session says about a plan and the interfaces seen (no LAN address, WSL); the addresses the CA may not
+    sign are added here."""
 
     def __init__(self, server: ProxyServer, tls: certs.TLSSetup, plan: lan.LanPlan, *, hooks: Hooks,
                  plan_for: Callable[[lan.Discovered], lan.LanPlan], asked: set[str], announce: Announce,
-                 log: CertLog) -> None:
+                 log: CertLog, follow_addresses: bool = True,
+                 notices: Callable[[lan.LanPlan, list[lan.Interface]], Notices] = lambda plan, interfaces: []) -> None:
         self.server, self.ca, self.leaf, self.plan = server, tls.ca, tls.leaf, plan
         self.hooks, self.plan_for, self.asked, self.announce, self.log = hooks, plan_for, asked, announce, log
+        self.follow_addresses, self.notices = follow_addresses, notices
         self._renew_after: dt.datetime | None = None  # a renewal failed: not said again every few seconds
+        self._pending: lan.LanPlan | None = None  # a change seen once, waiting for the next look to confirm it
+        self._said: Notices = list(tls.notices)  # what was last said about the addresses
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -106,24 +140,49 @@ class NetworkFollower:
             await self.poll()
 
     async def poll(self) -> None:
+        if not self.follow_addresses:
+            self._renew_if_due(self.plan)
+            return
         try:
-            plan = self.plan_for(self.hooks.discover())
+            discovered = self.hooks.discover()
+            plan = self.plan_for(discovered)
         except (OSError, ValueError):
             return  # the interfaces could not be read this time: the next look tries again
-        old = self.plan
-        if plan.cert_names == old.cert_names and plan.primary == old.primary:
-            now = self.hooks.clock()
-            due = self.leaf is not None and certs.needs_new_leaf(self.leaf, now)
-            if due and (self._renew_after is None or now >= self._renew_after):
-                self._renew_after = None if self._issue(plan, "renewal") else now + RENEW_RETRY
+        if _same(plan, self.plan):
+            self._pending = None
+            self._renew_if_due(plan)
             return
+        if self._pending is None or not _same(plan, self._pending):
+            self._pending = plan  # seen once: acted on when the next look sees the same
+            return
+        self._pending = None
+        await self._changed(plan, discovered[0])
+
+    async def _changed(self, plan: lan.LanPlan, interfaces: list[lan.Interface]) -> None:
+        old, shown = self.plan, _urls(self.plan, self.names)
         self.plan = plan
         added = [n for n in plan.cert_names if n not in old.cert_names]
         self.log.addresses_changed(added, [n for n in old.cert_names if n not in plan.cert_names], plan.primary)
         if self.ca is not None and self.leaf is not None \
-                and certs.wanted_names(self.ca, plan, self.asked) != self.leaf.names:
+                and set(certs.wanted_names(self.ca, plan, self.asked)) != set(self.leaf.names):
             self._issue(plan, "addresses")
-        await self.announce(plan, self.names)
+        said, self._said = self._said, [*self.notices(plan, interfaces),
+                                        *certs.dropped_notices(self._dropped_for(plan))]
+        if _urls(plan, self.names) != shown:
+            await self.announce(plan, self.names, self._said)  # the banner carries the notices
+            return
+        for message, hint in self._said:  # the same URLs, no banner: only what is new is said
+            if (message, hint) not in said:
+                self.log.ui.warning(message, hint)
+
+    def _dropped_for(self, plan: lan.LanPlan) -> tuple[str, ...]:
+        return certs.dropped_names(self.ca, plan, self.asked) if self.ca is not None else ()
+
+    def _renew_if_due(self, plan: lan.LanPlan) -> None:
+        now = self.hooks.clock()
+        due = self.leaf is not None and certs.needs_new_leaf(self.leaf, now)
+        if due and (self._renew_after is None or now >= self._renew_after):
+            self._renew_after = None if self._issue(plan, "renewal") else now + RENEW_RETRY
 
     def _issue(self, plan: lan.LanPlan, reason: str) -> bool:
         assert self.ca is not None

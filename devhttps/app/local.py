@@ -60,13 +60,12 @@ class LocalSession(Session):
         stack.push_async_callback(self._shutdown, server)
         self.serving = True
 
-        async def announce(plan: lan.LanPlan, names: tuple[str, ...], first: bool = False) -> None:
+        async def announce(plan: lan.LanPlan, names: tuple[str, ...], notices: list[tuple[str, str]]) -> None:
             public = self.public = banner.Addresses.build(plan, port, self._bound(), names)
-            checks = (self.notices if first else []) + await self._preflight(info, tls, public,
-                                                                            server.ssl_context or tls.context)
+            checks = notices + await self._preflight(info, tls, public, server.ssl_context or tls.context)
             banner.show(self.ui, self._banner_options(), banner.Ready(addr, info, tls.ca, public, checks))
 
-        await announce(plan, tls.names, first=True)
+        await announce(plan, tls.names, self.notices)
         self._follow_certificates(stack, server, tls, plan, announce)
         await self._until_stopped(server, addr)
 
@@ -76,10 +75,11 @@ class LocalSession(Session):
         log = CertLog(self.ui)
         tasks = [asyncio.ensure_future(live_tls.NetworkFollower(
             server, tls, plan, hooks=self.hooks, plan_for=self._plan_for, asked=set(self._asked()),
-            announce=announce, log=log).run())]
+            announce=announce, log=log, follow_addresses=not self._bound(), notices=self._network_notices).run())]
         cert, key = self.cfg.cert, self.cfg.key
         if cert is not None and key is not None:
-            tasks.append(asyncio.ensure_future(live_tls.follow_pair(server, cert, key, log, self._own_problems)))
+            tasks.append(asyncio.ensure_future(live_tls.follow_pair(server, cert, key, log, self._own_problems,
+                                                                    loaded=tls.pair_fingerprint)))
 
         for task in tasks:
             task.add_done_callback(self._follower_ended)
@@ -122,22 +122,30 @@ class LocalSession(Session):
         return lan.choose(interfaces, default_route, host=self.cfg.host, names=self.cfg.names)
 
     def _plan(self) -> lan.LanPlan:
+        if self.env.get(live_tls.INTERFACES_VARIABLE):  # a leftover variable would freeze the network unseen
+            self.ui.warning(f"{live_tls.INTERFACES_VARIABLE} is set: the network interfaces are read from "
+                            f"{self.env[live_tls.INTERFACES_VARIABLE]}, not from this machine (unset it to follow "
+                            "this machine's networks)")
         try:
             discovered = ([], None) if self._bound() else self.hooks.discover()
         except (OSError, ValueError) as exc:  # only a DEVHTTPS_INTERFACES file can fail this way
             raise DevhttpsError(f"could not read the network interfaces: {exc}",
                                 f"fix or unset {live_tls.INTERFACES_VARIABLE}") from None
         plan = self._plan_for(discovered)
-        if self._bound():
-            return plan
-        interfaces = discovered[0]
+        if not self._bound():
+            self.notices.extend(self._network_notices(plan, discovered[0]))
+        return plan
+
+    def _network_notices(self, plan: lan.LanPlan, interfaces: list[lan.Interface]) -> list[tuple[str, str]]:
+        """What the banner says about the addresses: looked at anew after each change of network."""
+        notices = []
         advice = lan.detect_wsl(_read_text(Path("/proc/version")), interfaces, port=self.cfg.port)
         if advice:
-            self.notices.append(("this is WSL2 behind NAT: phones cannot reach this address", advice))
+            notices.append(("this is WSL2 behind NAT: phones cannot reach this address", advice))
         if plan.primary is None and not self.cfg.host:
-            self.notices.append(("no LAN address found: only this machine can connect (https://localhost)",
-                                 "connect to a network, or give the address to advertise with --host"))
-        return plan
+            notices.append(("no LAN address found: only this machine can connect (https://localhost)",
+                            "connect to a network, or give the address to advertise with --host"))
+        return notices
 
     def _check_binds(self) -> None:
         """Each --bind address must be one of this machine's: said before any certificate is made for it."""

@@ -19,6 +19,7 @@ from devhttps.ca import pemfiles
 from devhttps.net import lan
 from devhttps.proxy.server import make_server_context
 from devhttps.proxy.types import Hook
+from devhttps.supervise import certwatch
 from devhttps.ui.console import UI
 
 if TYPE_CHECKING:
@@ -50,27 +51,41 @@ class TLSSetup:
     names: tuple[str, ...]  # the names in the served certificate (empty when not ours)
     notices: tuple[tuple[str, str], ...] = ()  # (message, hint) for the banner, e.g. addresses left out
     leaf: LeafSetup | None = None  # None with --cert/--key
+    pair_fingerprint: str | None = None  # with --cert/--key: the files' contents as they were loaded
 
 
 def prepare(cfg: ServeConfig, opts: Globals, ui: UI, env: dict[str, str], plan: lan.LanPlan,
             asked: tuple[str, ...] = ()) -> TLSSetup:
     """``asked``: names the user gave (--name, --bind); never dropped silently."""
     if cfg.cert is not None and cfg.key is not None:
+        # Read before loading: a pair replaced in between differs from it, and the watcher loads it again.
+        loaded = certwatch.fingerprint(cfg.cert, cfg.key)
         context = load_pair(cfg.cert, cfg.key)
         unverified = ssl.create_default_context()
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE  # their certificate, their trust: we only test the WebSocket
-        return TLSSetup(context, unverified, None, ())
+        return TLSSetup(context, unverified, None, (), pair_fingerprint=loaded)
     from devhttps.app import ca_setup
     from devhttps.ca import caroot
 
     ca, _ = ca_setup.obtain(caroot.resolve(opts.caroot, env), ui)
     leaf = issue(ca, plan, {*asked, *([cfg.host] if cfg.host else [])})
-    # One short line: the first run on a machine with a public address shows it.
-    notices = ((f"{', '.join(leaf.dropped)} not in the certificate: public addresses need an unconstrained CA "
-                "(`devhttps --caroot DIR ca create --unconstrained`)", ""),) if leaf.dropped else ()
     return TLSSetup(leaf.context, ssl.create_default_context(cadata=ca.cert_pem.decode()), ca,
-                    leaf.names, notices, leaf)
+                    leaf.names, dropped_notices(leaf.dropped), leaf)
+
+
+def dropped_notices(dropped: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
+    """One short line for the banner when addresses of the plan are left out of the leaf (a machine with a
+    public address, under the name-constrained CA)."""
+    if not dropped:
+        return ()
+    return ((f"{', '.join(dropped)} not in the certificate: public addresses need an unconstrained CA "
+             "(`devhttps --caroot DIR ca create --unconstrained`)", ""),)
+
+
+def dropped_names(ca: ca_mod.LocalCA, plan: lan.LanPlan, asked: set[str]) -> tuple[str, ...]:
+    """The plan's addresses a leaf issued now would leave out (the CA may not sign them)."""
+    return tuple(_names_for(ca, plan, asked)[1])
 
 
 def load_pair(cert: Path, key: Path) -> ssl.SSLContext:

@@ -5,7 +5,9 @@ The folders are watched, not the files: tools replace certificates by rename (ce
 live/ at new files in archive/, mkcert and most scripts write a temporary file and rename it over the old one),
 and a watch on the old file sees that rename once, then never again. Any change in those folders leads to a
 look at the two files' contents; when they are what was last loaded (or last refused), nothing happens, so a
-busy folder costs a read now and then and never a reload. They are also looked at every second without an
+busy folder costs a read now and then and never a reload. Only the folders themselves are watched, not what is
+below them (a pair in a project root must not walk its node_modules), and only events for the two file names
+(and their symlinks' targets) lead to a look. They are also looked at every second without an
 event: file systems that send none (some network and container mounts) are followed all the same, and so is a
 change made before the watch began.
 
@@ -20,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from devhttps.base.errors import DevhttpsError
 
@@ -52,6 +55,14 @@ def folders(cert: Path, key: Path) -> tuple[Path, ...]:
     return tuple(p for p in dict.fromkeys(found) if p.is_dir())
 
 
+def watched_names(cert: Path, key: Path) -> frozenset[str]:
+    """The file names whose changes matter: the two given, and (for symlinks) the names they point at now."""
+    names: set[str] = set()
+    for path in (cert, key):
+        names.update((path.name, path.resolve().name))
+    return frozenset(names)
+
+
 def fingerprint(cert: Path, key: Path) -> str | None:
     """A digest of both files' contents (through symlinks); None while either cannot be read."""
     digest = hashlib.sha256()
@@ -67,25 +78,41 @@ def fingerprint(cert: Path, key: Path) -> str | None:
 class PairWatcher(Generic[T]):
     """``async for update in PairWatcher(cert, key, load).updates(): ...``
 
-    ``load(cert, key)`` returns what to serve or raises DevhttpsError. The pair in service when the watcher is
-    made is taken as already loaded.
+    ``load(cert, key)`` returns what to serve or raises DevhttpsError. ``loaded``: the fingerprint of the files
+    as they were when the pair in service was loaded (taken before loading it, so that a pair replaced in
+    between is loaded again); None: the files as they are when the watcher is made.
     """
 
     def __init__(self, cert: Path, key: Path, load: Callable[[Path, Path], T], *, settle: float = SETTLE,
-                 stop: asyncio.Event | None = None) -> None:
+                 stop: asyncio.Event | None = None, loaded: str | None = None, recheck_ms: int = RECHECK_MS) -> None:
         self.cert, self.key, self.load, self.settle = cert, key, load, settle
-        self.stop = stop
-        self.last = fingerprint(cert, key)  # what was last loaded or refused: no second report of the same
+        self.stop, self.recheck_ms = stop, recheck_ms
+        # What was last loaded or refused: no second report of the same.
+        self.last = loaded if loaded is not None else fingerprint(cert, key)
+        self.names = watched_names(cert, key)
+        self._looked = time.monotonic()
 
     async def updates(self) -> AsyncIterator[Update[T]]:
-        import watchfiles  # only with --cert/--key
-
-        async for _ in watchfiles.awatch(*folders(self.cert, self.key), step=STEP_MS, debounce=DEBOUNCE_MS,
-                                         rust_timeout=RECHECK_MS, yield_on_timeout=True, stop_event=self.stop,
-                                         ignore_permission_denied=True):
+        async for _ in self.batches():
+            self._looked = time.monotonic()
             update = await self.check()
+            self.names = watched_names(self.cert, self.key)  # a symlink may point elsewhere now
             if update is not None:
                 yield update
+
+    def batches(self) -> AsyncIterator[set[tuple[Any, str]]]:
+        """The folders' changes that concern the pair, and an empty batch after each second without any."""
+        import watchfiles  # only with --cert/--key
+
+        return watchfiles.awatch(*folders(self.cert, self.key), watch_filter=self.concerns, recursive=False,
+                                 step=STEP_MS, debounce=DEBOUNCE_MS, rust_timeout=self.recheck_ms,
+                                 yield_on_timeout=True, stop_event=self.stop, ignore_permission_denied=True)
+
+    def concerns(self, change: object, path: str) -> bool:
+        """A change to one of the pair's names; or any change once a look is overdue: a folder whose other
+        files never rest (a log written next to the pair) gives no quiet second, so no look on a timeout."""
+        overdue = time.monotonic() - self._looked >= self.recheck_ms / 1000
+        return overdue or os.path.basename(path) in self.names
 
     async def check(self) -> Update[T] | None:
         """Load the pair if its files differ from the last ones seen; None when they do not (or vanished for

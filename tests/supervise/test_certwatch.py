@@ -43,10 +43,10 @@ class Pair:
 class Following:
     """A proxy serving ``pair``, and a PairWatcher swapping in what it loads (as the session does)."""
 
-    def __init__(self, pair: Pair, settle: float = 0.6) -> None:
+    def __init__(self, pair: Pair, settle: float = 0.6, watcher: type[PairWatcher] = PairWatcher) -> None:
         self.harness = Harness(pair)
         self.harness.start_proxy()
-        self.watcher = PairWatcher(pair.cert, pair.key, make_server_context, settle=settle)
+        self.watcher = watcher(pair.cert, pair.key, make_server_context, settle=settle)
         self.updates: list[Update[ssl.SSLContext]] = []
         self.harness.call(lambda: self.harness.loop.create_task(self._follow()))
 
@@ -187,3 +187,49 @@ def test_a_file_that_disappears_is_reported_after_the_settle(following):
     [update] = following.wait_updates(1)
     assert update.loaded is None and "key.pem" in update.error.message and "gone" in update.error.message
     assert following.served() == der(following.first)
+
+
+class Recording(PairWatcher):
+    """A watcher that keeps every batch of changes it is handed (no look on a timeout: one change, one batch)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, recheck_ms=600_000, **kwargs)
+        self.seen: list[str] = []
+
+    async def batches(self):
+        async for batch in super().batches():
+            self.seen.extend(path for _, path in batch)
+            yield batch
+
+
+def test_only_the_pair_s_folder_and_names_are_watched_not_what_is_below(tmp_path, ca):
+    """A pair in a project root: its node_modules (a file named like the pair in there too) and its other files
+    are no concern of the watch."""
+    first = ca.issue_cert("localhost")
+    pair = Pair(tmp_path, first)
+    below = tmp_path / "node_modules" / "pkg"
+    below.mkdir(parents=True)
+    f = Following(pair, watcher=Recording)
+    try:
+        pair.put(ca.issue_cert("localhost"))
+        f.wait_updates(1)  # the watch is on
+        (below / "cert.pem").write_text("a neighbour's file of the same name")
+        (below / "index.js").write_text("module.exports = 1")
+        (tmp_path / "app.log").write_text("a line")
+        leaf = ca.issue_cert("localhost")
+        pair.put(leaf)  # its events come after the others'
+        [*_, last] = f.wait_updates(2)
+        assert last.error is None and f.served() == der(leaf)
+        assert {Path(p).parent for p in f.watcher.seen} == {tmp_path}
+        assert {Path(p).name for p in f.watcher.seen} == {"cert.pem", "key.pem"}
+    finally:
+        f.harness.close()
+
+
+def test_a_busy_folder_does_not_keep_the_pair_from_being_looked_at(tmp_path, ca):
+    pair = Pair(tmp_path, ca.issue_cert("localhost"))
+    watcher = PairWatcher(pair.cert, pair.key, make_server_context, recheck_ms=600_000)
+    assert not watcher.concerns(None, str(tmp_path / "app.log"))
+    assert watcher.concerns(None, str(pair.key))
+    watcher.recheck_ms = 0  # a look is overdue: any change leads to one
+    assert watcher.concerns(None, str(tmp_path / "app.log"))

@@ -44,10 +44,14 @@ class Child:
         return self.proc.returncode if self.proc is not None else None
 
     async def start(self) -> None:
+        env = dict(os.environ if self.env is None else self.env)
+        # Python buffers print() when stdout is a pipe: the app's lines would come in blocks, or never while
+        # it stays up. The user's own setting wins.
+        env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=self.cwd, env=None if self.env is None else dict(self.env), start_new_session=True,
+                cwd=self.cwd, env=env, start_new_session=True,
                 preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None)
         except OSError as exc:
             raise _start_error(self.command[0], exc) from None

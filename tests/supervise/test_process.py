@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -36,6 +37,23 @@ def test_output_arrives_line_by_line_from_both_streams_long_lines_in_pieces(monk
     out = [line for s, line in lines if s == "stdout"]
     assert out == ["one", "two", "x" * 10, "x" * 10, "x" * 5, "the end"]
     assert ("stderr", "err") in lines
+
+
+def test_a_python_command_that_prints_without_flush_is_seen_while_it_runs():
+    code = "import os, time; print('up', os.environ.get('PYTHONUNBUFFERED')); time.sleep(300)"
+
+    async def main(env: dict[str, str] | None) -> str:
+        seen: asyncio.Queue[str] = asyncio.Queue()
+        child = Child([sys.executable, "-c", code], lambda s, line: seen.put_nowait(line), env=env)
+        await child.start()
+        try:
+            return await asyncio.wait_for(seen.get(), 20)  # buffered, it would come only at its exit
+        finally:
+            await child.stop(grace=1)
+
+    unset = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    assert _run(main(unset)) == "up 1"
+    assert _run(main({**unset, "PYTHONUNBUFFERED": "yes"})) == "up yes"  # the user's own setting stays
 
 
 def test_stop_ends_the_whole_group_even_a_child_that_ignores_sigterm():

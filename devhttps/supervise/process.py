@@ -22,6 +22,7 @@ from devhttps.base.errors import DevhttpsError
 OutputHandler = Callable[[str, str], None]  # (stream: "stdout" | "stderr", one line without its newline)
 READ_SIZE = 64 * 1024
 LONGEST_LINE = 16 * 1024  # a longer line (minified JS in an error) is passed on in pieces of this size
+GROUP_POLL = 0.02  # seconds between checks whether the command's group has ended
 
 
 class Child:
@@ -69,21 +70,36 @@ class Child:
         return code
 
     async def stop(self, grace: float) -> int:
-        """SIGTERM to the group, SIGKILL after ``grace`` seconds; then SIGKILL to whatever is left of the group.
+        """SIGTERM to the group, SIGKILL after ``grace`` seconds. Once the command has ended, what it started
+        (node and vite under npm) gets the rest of the grace to finish its own cleanup, then SIGKILL too.
         Returns the exit status."""
         proc = self.proc
         assert proc is not None
+        deadline = asyncio.get_running_loop().time() + grace
+        self._signal(signal.SIGTERM)  # also when the command has ended: what it left behind
         if proc.returncode is None:
-            self._signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), grace)
             except asyncio.TimeoutError:
                 self._signal(_SIGKILL)
         code = await proc.wait()
-        self._signal(_SIGKILL)  # its own children that ignored SIGTERM, or outlived it
+        await self._group_ended(deadline)
+        self._signal(_SIGKILL)  # its own children that ignored SIGTERM, or outlived the grace
         for pump in self._pumps:
             pump.cancel()
         return code
+
+    async def _group_ended(self, deadline: float) -> None:
+        """Wait until no process is left in the group, or the deadline."""
+        if os.name != "posix" or self.proc is None:
+            return
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            await asyncio.sleep(GROUP_POLL)
 
     def kill(self) -> None:
         """At once (a second Ctrl+C): SIGKILL to the whole group."""

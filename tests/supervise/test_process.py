@@ -74,6 +74,28 @@ def test_stop_ends_the_whole_group_even_a_child_that_ignores_sigterm():
     assert _gone(mark)
 
 
+def test_what_the_command_started_finishes_its_cleanup_after_the_command_ends(tmp_path):
+    cleaned = tmp_path / "cleaned"
+    # A grandchild that takes a while to clean up after SIGTERM (vite under npm), under a command that ends at
+    # once on SIGTERM: the grandchild must not be killed before its cleanup is done.
+    grandchild = ("import os, signal, sys, time\n"
+                  "def bye(*_):\n"
+                  f"    time.sleep(1); open({str(cleaned)!r}, 'w').close(); sys.exit(0)\n"
+                  "signal.signal(signal.SIGTERM, bye); print('ready', flush=True)\n"
+                  "os.close(1); os.close(2); time.sleep(300)\n")  # (the pipes end with the command)
+    code = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {grandchild!r}]); time.sleep(300)"
+
+    async def main() -> int:
+        ready = asyncio.Event()
+        child = Child([sys.executable, "-c", code], lambda s, line: ready.set() if line == "ready" else None)
+        await child.start()
+        await asyncio.wait_for(ready.wait(), 20)
+        return await child.stop(grace=20)
+
+    assert _run(main()) == -15
+    assert cleaned.exists()
+
+
 def test_a_missing_or_not_executable_command_is_a_clear_error(tmp_path):
     script = tmp_path / "serve.sh"
     script.write_text("#!/bin/sh\n")

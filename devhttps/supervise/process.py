@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,7 +56,7 @@ class Child:
                 cwd=self.cwd, env=env, start_new_session=True,
                 preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None)
         except OSError as exc:
-            raise _start_error(self.command[0], exc) from None
+            raise _start_error(self.command[0], exc, self.cwd, env.get("PATH")) from None
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self._pumps = [asyncio.create_task(_pump(self.proc.stdout, "stdout", self.on_output)),
                        asyncio.create_task(_pump(self.proc.stderr, "stderr", self.on_output))]
@@ -136,8 +137,13 @@ def _die_with(parent: int) -> Callable[[], None]:
     return before_exec
 
 
-def _start_error(program: str, exc: OSError) -> DevhttpsError:
+def _start_error(program: str, exc: OSError, cwd: Path | None = None, path: str | None = None) -> DevhttpsError:
     if isinstance(exc, FileNotFoundError):
+        interpreter = _missing_interpreter(program, cwd, path)
+        if interpreter is not None:
+            return DevhttpsError(f"could not start the upstream command `{program}`: the interpreter named in its "
+                                 f"first line (`#!{interpreter}`) was not found",
+                                 "fix that line (e.g. `#!/usr/bin/env python3`), or install that interpreter")
         cause = "no such command" if os.sep not in program else "no such file"
         return DevhttpsError(f"could not start the upstream command `{program}`: {cause}",
                              "check the command after `--` (is it installed, and on PATH in this shell?)")
@@ -146,6 +152,21 @@ def _start_error(program: str, exc: OSError) -> DevhttpsError:
                              f"make it executable (chmod +x {program}) or run it through its interpreter")
     return DevhttpsError(f"could not start the upstream command `{program}`: {exc.strerror or exc}",
                          "check the command after `--`")
+
+
+def _missing_interpreter(program: str, cwd: Path | None, path: str | None) -> str | None:
+    """The `#!` line of a script that exists (the kernel says ENOENT for its missing interpreter too)."""
+    found = Path(cwd or ".", program) if os.sep in program else shutil.which(program, path=path)
+    if found is None:
+        return None
+    try:
+        with open(found, "rb") as script:
+            first = script.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    return first[2:].strip().decode("utf-8", errors="replace") or None
 
 
 async def _pump(stream: asyncio.StreamReader, name: str, on_output: OutputHandler) -> None:

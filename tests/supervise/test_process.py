@@ -105,6 +105,19 @@ def test_a_missing_or_not_executable_command_is_a_clear_error(tmp_path):
         assert words in err.value.message and command[0] in err.value.message and err.value.hint
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="`#!` lines are read by POSIX kernels")
+def test_a_script_whose_interpreter_is_missing_is_said_so(tmp_path):
+    script = tmp_path / "serve.sh"
+    script.write_text("#!/no/such/interpreter-devhttps -u\necho hi\n")
+    script.chmod(0o755)
+    for command, env in (([str(script)], None), (["serve.sh"], {**os.environ, "PATH": str(tmp_path)})):
+        with pytest.raises(DevhttpsError) as err:
+            _run(Child(command, lambda *_: None, env=env).start())
+        assert "interpreter named in its first line (`#!/no/such/interpreter-devhttps -u`) was not found" in (
+            err.value.message), err.value.message
+        assert "no such" not in err.value.message and err.value.hint
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_the_command_dies_with_its_parent_even_by_sigkill(tmp_path):
     mark = f"devhttps-test-{uuid.uuid4().hex}"

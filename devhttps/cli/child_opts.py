@@ -35,9 +35,10 @@ def add_child_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--watch", metavar="DIR", action="append", type=Path, default=[],
                    help="a folder to watch with --reload (repeatable; default: the current folder)")
     g.add_argument("--watch-include", metavar="GLOB", action="append", default=[],
-                   help="also restart for files that match, e.g. '*.md' or 'data/prompts/*' (repeatable)")
+                   help="also restart for files that match, e.g. '*.md' or 'data/prompts' (repeatable)")
     g.add_argument("--watch-exclude", metavar="GLOB", action="append", default=[],
-                   help="never restart for files or folders that match, e.g. 'generated' or '*.test.ts' (repeatable)")
+                   help="never restart for files or folders that match, e.g. 'src/generated' or '*.test.ts' "
+                        "(repeatable)")
 
 
 def child_fields(ns: argparse.Namespace) -> dict[str, Any]:

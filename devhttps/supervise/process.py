@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from devhttps.base.errors import DevhttpsError
 OutputHandler = Callable[[str, str], None]  # (stream: "stdout" | "stderr", one line without its newline)
 READ_SIZE = 64 * 1024
 LONGEST_LINE = 16 * 1024  # a longer line (minified JS in an error) is passed on in pieces of this size
+GROUP_POLL = 0.02  # seconds between checks whether the command's group has ended
 
 
 class Child:
@@ -44,13 +46,17 @@ class Child:
         return self.proc.returncode if self.proc is not None else None
 
     async def start(self) -> None:
+        env = dict(os.environ if self.env is None else self.env)
+        # Python buffers print() when stdout is a pipe: the app's lines would come in blocks, or never while
+        # it stays up. The user's own setting wins.
+        env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=self.cwd, env=None if self.env is None else dict(self.env), start_new_session=True,
+                cwd=self.cwd, env=env, start_new_session=True,
                 preexec_fn=_die_with(os.getpid()) if sys.platform.startswith("linux") else None)
         except OSError as exc:
-            raise _start_error(self.command[0], exc) from None
+            raise _start_error(self.command[0], exc, self.cwd, env.get("PATH")) from None
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self._pumps = [asyncio.create_task(_pump(self.proc.stdout, "stdout", self.on_output)),
                        asyncio.create_task(_pump(self.proc.stderr, "stderr", self.on_output))]
@@ -65,21 +71,36 @@ class Child:
         return code
 
     async def stop(self, grace: float) -> int:
-        """SIGTERM to the group, SIGKILL after ``grace`` seconds; then SIGKILL to whatever is left of the group.
+        """SIGTERM to the group, SIGKILL after ``grace`` seconds. Once the command has ended, what it started
+        (node and vite under npm) gets the rest of the grace to finish its own cleanup, then SIGKILL too.
         Returns the exit status."""
         proc = self.proc
         assert proc is not None
+        deadline = asyncio.get_running_loop().time() + grace
+        self._signal(signal.SIGTERM)  # also when the command has ended: what it left behind
         if proc.returncode is None:
-            self._signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), grace)
             except asyncio.TimeoutError:
                 self._signal(_SIGKILL)
         code = await proc.wait()
-        self._signal(_SIGKILL)  # its own children that ignored SIGTERM, or outlived it
+        await self._group_ended(deadline)
+        self._signal(_SIGKILL)  # its own children that ignored SIGTERM, or outlived the grace
         for pump in self._pumps:
             pump.cancel()
         return code
+
+    async def _group_ended(self, deadline: float) -> None:
+        """Wait until no process is left in the group, or the deadline."""
+        if os.name != "posix" or self.proc is None:
+            return
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            await asyncio.sleep(GROUP_POLL)
 
     def kill(self) -> None:
         """At once (a second Ctrl+C): SIGKILL to the whole group."""
@@ -116,8 +137,13 @@ def _die_with(parent: int) -> Callable[[], None]:
     return before_exec
 
 
-def _start_error(program: str, exc: OSError) -> DevhttpsError:
+def _start_error(program: str, exc: OSError, cwd: Path | None = None, path: str | None = None) -> DevhttpsError:
     if isinstance(exc, FileNotFoundError):
+        interpreter = _missing_interpreter(program, cwd, path)
+        if interpreter is not None:
+            return DevhttpsError(f"could not start the upstream command `{program}`: the interpreter named in its "
+                                 f"first line (`#!{interpreter}`) was not found",
+                                 "fix that line (e.g. `#!/usr/bin/env python3`), or install that interpreter")
         cause = "no such command" if os.sep not in program else "no such file"
         return DevhttpsError(f"could not start the upstream command `{program}`: {cause}",
                              "check the command after `--` (is it installed, and on PATH in this shell?)")
@@ -126,6 +152,21 @@ def _start_error(program: str, exc: OSError) -> DevhttpsError:
                              f"make it executable (chmod +x {program}) or run it through its interpreter")
     return DevhttpsError(f"could not start the upstream command `{program}`: {exc.strerror or exc}",
                          "check the command after `--`")
+
+
+def _missing_interpreter(program: str, cwd: Path | None, path: str | None) -> str | None:
+    """The `#!` line of a script that exists (the kernel says ENOENT for its missing interpreter too)."""
+    found = Path(cwd or ".", program) if os.sep in program else shutil.which(program, path=path)
+    if found is None:
+        return None
+    try:
+        with open(found, "rb") as script:
+            first = script.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    return first[2:].strip().decode("utf-8", errors="replace") or None
 
 
 async def _pump(stream: asyncio.StreamReader, name: str, on_output: OutputHandler) -> None:

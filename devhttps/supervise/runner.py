@@ -31,6 +31,7 @@ class Reporter(Protocol):
     def restarting(self, changed: Sequence[Path]) -> None: ...
     def restarted(self, seconds: float) -> None: ...
     def watch_failed(self, message: str) -> None: ...
+    def start_failed(self, message: str, hint: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,17 @@ class Supervisor:
         await self._stop_child()
         while not self._changes.empty():  # saved while the old one stopped: the same burst, the same restart
             self._changes.get_nowait()
-        await self._spawn(first=False)
+        while True:
+            try:
+                await self._spawn(first=False)
+                break
+            except DevhttpsError as err:  # made non-executable, or gone for a moment in a checkout: as an exit
+                self.reporter.start_failed(err.message, err.hint)
+                self.when_down()  # requests get the 502 page until then
+                changed = await self._next_changes()
+            self.reporter.restarting(changed)
+            began = time.monotonic()
+            self.before_restart()  # (and wait again)
         if wait_for_answer and await self._answered():
             self.after_restart()
             self.reporter.restarted(time.monotonic() - began)

@@ -1,10 +1,17 @@
 """Which file changes restart the upstream, and the batches of them (watchfiles).
 
-Source files count: Python, JavaScript/TypeScript, Svelte, Vue, HTML, CSS, templates, and the app's settings
-(.env, pyproject.toml, package.json). Never folders of tools and dependencies (.git, node_modules, virtual
-environments, __pycache__, build output), nor what an app writes while it runs: SQLite files and their journals,
-logs, upload and cache folders (Open WebUI keeps its database, uploads and caches under data/). Paths are judged
-relative to the watched folder, so a project that itself lives under a folder called `data` is still watched.
+Source files count: Python, JavaScript/TypeScript, Svelte, Vue, HTML, CSS, templates, JSON (Open WebUI's
+translation files are sources; lock files are not), and the app's settings (.env, .env.*, pyproject.toml,
+package.json, tsconfig.json). Paths are judged relative to the watched folder, so a project that itself lives
+under a folder called `data` is still watched.
+
+Two kinds of folders never count. Folders of tools and dependencies (.git, node_modules, virtual environments,
+__pycache__, build output: TOOL_DIRS) at every depth. Folders where an app keeps what it writes while it runs
+(data, uploads, cache, logs, tmp, vector_db: DATA_DIRS) only at the top of the watched folder and of its
+`backend/` folder (Open WebUI's checkout keeps its database, uploads and caches in backend/data/), so that
+src/lib/data/constants.ts or src/routes/tmp/+page.svelte still count. Files an app writes (SQLite files and
+their journals, logs: IGNORED_NAME_PATTERNS) never count, even inside a folder given to --watch-include, unless
+the pattern names the file itself.
 """
 
 from __future__ import annotations
@@ -20,17 +27,23 @@ from pathlib import Path, PurePath
 SOURCE_SUFFIXES = frozenset({
     ".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".svelte", ".vue", ".astro",
     ".html", ".htm", ".css", ".scss", ".sass", ".less", ".jinja", ".jinja2", ".j2", ".tmpl", ".tpl", ".mako",
-    ".toml", ".cfg", ".ini", ".yaml", ".yml",
+    ".toml", ".cfg", ".ini", ".yaml", ".yml", ".json",
 })
-SOURCE_NAMES = frozenset({".env", "package.json", "Pipfile", "Procfile", "requirements.txt"})
-IGNORED_DIRS = frozenset({
+SOURCE_NAMES = frozenset({
+    ".env", "package.json", "tsconfig.json", "jsconfig.json", "Pipfile", "Procfile", "requirements.txt",
+})
+SOURCE_NAME_PATTERNS = (".env.*",)  # .env.local, .env.development
+TOOL_DIRS = frozenset({
     ".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".nox", ".mypy_cache",
     ".pytest_cache", ".ruff_cache", ".hypothesis", ".idea", ".vscode", ".svelte-kit", ".next", ".nuxt", "build",
-    "dist", "site-packages", ".cache", "cache", "uploads", "upload", "data", "vector_db", "logs", "tmp",
+    "dist", "site-packages", ".cache",
 })
+DATA_DIRS = frozenset({"data", "uploads", "upload", "cache", "tmp", "logs", "vector_db"})
+DATA_DIR_PARENTS = ((), ("backend",))  # where DATA_DIRS are app data: the watched folder's top, its backend/
 IGNORED_NAME_PATTERNS = (
     "*.db", "*.sqlite", "*.sqlite3", "*.db-journal", "*.db-wal", "*.db-shm", "*-journal", "*-wal", "*-shm",
     "*.log", "*.pid", "*.lock", "*.tmp", "*.swp", "*.swx", "*~", ".#*", "#*#", ".DS_Store", "*.pyc",
+    "package-lock.json", "npm-shrinkwrap.json", "*-lock.json", "*.lock.json",
 )
 STEP_MS = 50  # a change, then this long without another: the batch is complete
 DEBOUNCE_MS = 1600  # a longer burst (a big `git checkout`) is still one batch, up to this long
@@ -41,9 +54,10 @@ class WatchSpec:
     """--watch folders (default: the current one), --watch-include and --watch-exclude patterns.
 
     A pattern without "/" is matched against the file's name and each folder name on its way (``*.md``,
-    ``generated``); one with "/" against its path relative to the watched folder (``src/*/fixtures/*``).
-    --watch-include adds to the default sources, even inside a folder ignored by default;
-    --watch-exclude wins over everything.
+    ``generated``); one with "/" against its path relative to the watched folder and each folder on that path
+    (``src/generated``, ``src/*/fixtures``). A pattern that matches a folder matches everything under it.
+    --watch-include adds to the default sources, even inside a folder ignored by default (inside an included
+    folder, tool folders and files an app writes stay ignored); --watch-exclude wins over everything.
     """
 
     roots: tuple[Path, ...]
@@ -63,16 +77,16 @@ class SourceFilter:
         if rel is None:
             return False
         parts = rel.parts
-        if _matches(self.exclude, rel, parts):
+        if any(_matched(pattern, parts) for pattern in self.exclude):
             return False
-        if _matches(self.include, rel, parts):
+        depths = [d for d in (_matched(pattern, parts) for pattern in self.include) if d]
+        if len(parts) in depths:  # the pattern names the file itself
             return True
-        if any(p in IGNORED_DIRS for p in parts[:-1]):
+        if depths:  # inside an included folder: anything but tool folders and what an app writes
+            return not _in_tool_dir(parts[min(depths):]) and not _written_by_app(parts[-1])
+        if _in_tool_dir(parts) or _in_data_dir(parts) or _written_by_app(parts[-1]):
             return False
-        name = parts[-1]
-        if any(fnmatch.fnmatch(name, p) for p in IGNORED_NAME_PATTERNS):
-            return False
-        return name in SOURCE_NAMES or PurePath(name).suffix.lower() in SOURCE_SUFFIXES
+        return _is_source(parts[-1])
 
     def _relative(self, path: str) -> PurePath | None:
         for root in self.roots:
@@ -82,15 +96,38 @@ class SourceFilter:
         return None
 
 
-def _matches(patterns: Sequence[str], rel: PurePath, parts: tuple[str, ...]) -> bool:
-    text = rel.as_posix()
-    for pattern in patterns:
-        if "/" in pattern:
-            if fnmatch.fnmatch(text, pattern.strip("/")):
-                return True
-        elif any(fnmatch.fnmatch(part, pattern) for part in parts):
+def _matched(pattern: str, parts: tuple[str, ...]) -> int:
+    """How many of the path's parts the pattern matches: all of them (the file), fewer (a folder on its way),
+    or 0 (none)."""
+    if "/" in pattern:
+        pattern = pattern.strip("/")
+        for depth in range(1, len(parts) + 1):
+            if fnmatch.fnmatch("/".join(parts[:depth]), pattern):
+                return depth
+        return 0
+    return next((depth for depth, part in enumerate(parts, 1) if fnmatch.fnmatch(part, pattern)), 0)
+
+
+def _in_tool_dir(parts: tuple[str, ...]) -> bool:
+    return any(part in TOOL_DIRS for part in parts[:-1])
+
+
+def _in_data_dir(parts: tuple[str, ...]) -> bool:
+    for parent in DATA_DIR_PARENTS:
+        top = len(parent)
+        if len(parts) > top + 1 and parts[:top] == parent and parts[top] in DATA_DIRS:
             return True
     return False
+
+
+def _written_by_app(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED_NAME_PATTERNS)
+
+
+def _is_source(name: str) -> bool:
+    if name in SOURCE_NAMES or any(fnmatch.fnmatch(name, pattern) for pattern in SOURCE_NAME_PATTERNS):
+        return True
+    return PurePath(name).suffix.lower() in SOURCE_SUFFIXES
 
 
 async def batches(spec: WatchSpec, stop: asyncio.Event | None = None) -> AsyncIterator[list[Path]]:

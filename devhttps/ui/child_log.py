@@ -57,6 +57,13 @@ class ChildLog:
         self.ui.notice("restarted", self.ui.style(f"restarted in {seconds:.2f} s", "green"),
                        seconds=round(seconds, 3))
 
+    def start_failed(self, message: str, hint: str) -> None:
+        """A restart could not start the command (--reload): devhttps waits for the next change."""
+        if self.ui.json_mode:
+            self.ui.event("child_start_failed", message=message, hint=hint)
+        else:
+            self.ui.warning(f"{message}; waiting for a change to start it again", hint)
+
     def watch_failed(self, message: str) -> None:
         self.ui.warning(f"could not watch for changes ({message}): restarts on save are off",
                         "narrow the folders with --watch DIR, or raise the limit of watched folders "

@@ -86,6 +86,6 @@ def test_every_event_a_run_prints_matches_the_table(tmp_path, monkeypatch):
     # command and its restarts need one (tests/supervise/test_reload_cli.py checks them); certificates changing
     # under a running devhttps need files replaced and a network that moves (tests/app/test_live_session.py).
     elsewhere = {"hint", "mapped", "opened", "device_lost", "device_back", "unmapped",
-                 "child_started", "child_output", "child_exited", "restarting", "restarted",
+                 "child_started", "child_output", "child_exited", "child_start_failed", "restarting", "restarted",
                  "cert_reloaded", "cert_reload_failed", "addresses_changed", "leaf_issued"}
     assert seen >= set(table) - elsewhere, f"not printed by this run: {set(table) - seen - elsewhere}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -38,6 +39,23 @@ def test_output_arrives_line_by_line_from_both_streams_long_lines_in_pieces(monk
     assert ("stderr", "err") in lines
 
 
+def test_a_python_command_that_prints_without_flush_is_seen_while_it_runs():
+    code = "import os, time; print('up', os.environ.get('PYTHONUNBUFFERED')); time.sleep(300)"
+
+    async def main(env: dict[str, str] | None) -> str:
+        seen: asyncio.Queue[str] = asyncio.Queue()
+        child = Child([sys.executable, "-c", code], lambda s, line: seen.put_nowait(line), env=env)
+        await child.start()
+        try:
+            return await asyncio.wait_for(seen.get(), 20)  # buffered, it would come only at its exit
+        finally:
+            await child.stop(grace=1)
+
+    unset = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    assert _run(main(unset)) == "up 1"
+    assert _run(main({**unset, "PYTHONUNBUFFERED": "yes"})) == "up yes"  # the user's own setting stays
+
+
 def test_stop_ends_the_whole_group_even_a_child_that_ignores_sigterm():
     mark = f"devhttps-test-{uuid.uuid4().hex}"
     # The command ignores SIGTERM and starts a grandchild: both must be gone after stop().
@@ -56,6 +74,28 @@ def test_stop_ends_the_whole_group_even_a_child_that_ignores_sigterm():
     assert _gone(mark)
 
 
+def test_what_the_command_started_finishes_its_cleanup_after_the_command_ends(tmp_path):
+    cleaned = tmp_path / "cleaned"
+    # A grandchild that takes a while to clean up after SIGTERM (vite under npm), under a command that ends at
+    # once on SIGTERM: the grandchild must not be killed before its cleanup is done.
+    grandchild = ("import os, signal, sys, time\n"
+                  "def bye(*_):\n"
+                  f"    time.sleep(1); open({str(cleaned)!r}, 'w').close(); sys.exit(0)\n"
+                  "signal.signal(signal.SIGTERM, bye); print('ready', flush=True)\n"
+                  "os.close(1); os.close(2); time.sleep(300)\n")  # (the pipes end with the command)
+    code = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {grandchild!r}]); time.sleep(300)"
+
+    async def main() -> int:
+        ready = asyncio.Event()
+        child = Child([sys.executable, "-c", code], lambda s, line: ready.set() if line == "ready" else None)
+        await child.start()
+        await asyncio.wait_for(ready.wait(), 20)
+        return await child.stop(grace=20)
+
+    assert _run(main()) == -15
+    assert cleaned.exists()
+
+
 def test_a_missing_or_not_executable_command_is_a_clear_error(tmp_path):
     script = tmp_path / "serve.sh"
     script.write_text("#!/bin/sh\n")
@@ -63,6 +103,19 @@ def test_a_missing_or_not_executable_command_is_a_clear_error(tmp_path):
         with pytest.raises(DevhttpsError) as err:
             _run(Child(command, lambda *_: None).start())
         assert words in err.value.message and command[0] in err.value.message and err.value.hint
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="`#!` lines are read by POSIX kernels")
+def test_a_script_whose_interpreter_is_missing_is_said_so(tmp_path):
+    script = tmp_path / "serve.sh"
+    script.write_text("#!/no/such/interpreter-devhttps -u\necho hi\n")
+    script.chmod(0o755)
+    for command, env in (([str(script)], None), (["serve.sh"], {**os.environ, "PATH": str(tmp_path)})):
+        with pytest.raises(DevhttpsError) as err:
+            _run(Child(command, lambda *_: None, env=env).start())
+        assert "interpreter named in its first line (`#!/no/such/interpreter-devhttps -u`) was not found" in (
+            err.value.message), err.value.message
+        assert "no such" not in err.value.message and err.value.hint
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import shlex
 import signal
 import socket
 import ssl
@@ -25,7 +26,8 @@ TINY = str(Path(__file__).with_name("tiny_app.py"))
 class Run:
     """A devhttps process serving the tiny app it runs itself, with --reload on ``src``."""
 
-    def __init__(self, tmp_path: Path, *extra: str, env: dict | None = None, reload: bool = True) -> None:
+    def __init__(self, tmp_path: Path, *extra: str, env: dict | None = None, reload: bool = True,
+                 command: tuple[str, ...] = (sys.executable, TINY)) -> None:
         self.src = tmp_path / "src"
         self.src.mkdir(exist_ok=True)
         (self.src / "main.py").write_text("print('v1')\n")
@@ -34,7 +36,7 @@ class Run:
         watch = ["--reload", "--watch", str(self.src)] if reload else []
         self.dh = Devhttps("--port", str(self.port), "--bind", "127.0.0.1", "--caroot", str(self.caroot),
                            "--upstream", str(self.up), "--wait", "30", *watch, *extra,
-                           "--", sys.executable, TINY, str(self.up), self.mark, env=env)
+                           "--", *command, str(self.up), self.mark, env=env)
 
     def __enter__(self) -> Run:
         return self
@@ -202,6 +204,25 @@ def test_something_already_listening_where_the_command_will_is_a_clear_error(tmp
     error = json.loads(r.stdout.strip().splitlines()[-1])
     assert error["event"] == "error" and f"already listens at http://127.0.0.1:{port}" in error["message"]
     assert processes_with(mark) == []  # never started
+
+
+def test_with_reload_a_restart_that_cannot_start_the_command_waits_for_the_next_change(tmp_path):
+    script = tmp_path / "serve"
+    script.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(TINY)} \"$@\"\n")
+    script.chmod(0o755)
+    with Run(tmp_path, command=(str(script),)) as run:
+        run.dh.wait_event("ready")
+        script.chmod(0o644)  # as a checkout or an editor may leave it
+        (run.src / "main.py").write_text("print('v2')\n")
+        failed = run.dh.wait_event("child_start_failed")
+        assert "not executable" in failed["message"] and str(script) in failed["message"] and failed["hint"]
+        script.chmod(0o755)
+        (run.src / "main.py").write_text("print('v3')\n")
+        again = run.dh.wait_event("child_started")
+        run.dh.wait_event("restarted")
+        assert again["restart"] is True and run.get() == (200, f"pid {again['pid']}\n".encode())
+        assert run.dh.stop(signal.SIGINT) == 0
+    check(run.events(), documented())
 
 
 @pytest.mark.parametrize("args,words", [

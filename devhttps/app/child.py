@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from devhttps.app.config import ServeConfig
 from devhttps.base.addr import UpstreamAddr
-from devhttps.base.errors import DevhttpsError
 from devhttps.supervise.runner import Plan, Supervisor
 from devhttps.ui.child_log import ChildLog
 from devhttps.ui.console import UI
@@ -24,18 +23,26 @@ def supervisor(cfg: ServeConfig, ui: UI, env: dict[str, str]) -> Supervisor | No
     return Supervisor(Plan(cfg.command, cfg.watch, env=env), ChildLog(ui, cfg.command, roots))
 
 
-async def check_free(candidates: Sequence[UpstreamAddr], command: Sequence[str], explicit: bool) -> None:
-    """Before the command starts: nothing may answer where it will listen already (an earlier run of the app,
-    still up), or devhttps would take that one for the command and serve it."""
+async def already_listening(candidates: Sequence[UpstreamAddr]) -> UpstreamAddr | None:
+    """Before the command starts: what already listens where it will (an earlier run of the app, still up,
+    which devhttps would take for the command), if anything."""
     for addr in candidates:
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(addr.host, addr.port), ANSWER_TIMEOUT)
         except (OSError, asyncio.TimeoutError):
             continue
         writer.close()
-        where = "stop it" if explicit else "stop it, or say where the command will listen with --upstream PORT"
-        raise DevhttpsError(f"could not start `{' '.join(command)}`: something already listens at {addr.url}, "
-                            "before the command has even started (an earlier run of the app?)", where)
+        return addr
+    return None
+
+
+def taken_warning(addr: UpstreamAddr, command: Sequence[str], explicit: bool) -> tuple[str, str]:
+    """The warning about it: (message, hint)."""
+    hint = "stop what runs there (an earlier run of the app?)"
+    if not explicit:
+        hint += ", or say where the command will listen with --upstream PORT"
+    return (f"something already listens at {addr.url} before `{' '.join(command)}` has started: devhttps serves "
+            "that until the command takes its place, and the command may fail to listen there", hint)
 
 
 class Answers:

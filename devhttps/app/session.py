@@ -166,8 +166,9 @@ class Session:
                 self.ui.notice("hint", f"Nothing answers yet: {upstream.START_HINT}.", hint=upstream.START_HINT)
             progress.update(f"{elapsed:.0f} s of {self.cfg.wait:g} s; Ctrl+C to stop", elapsed=round(elapsed, 1))
 
-        if self.cfg.command:
-            await child.check_free(candidates, self.cfg.command, explicit)
+        taken = await child.already_listening(candidates) if self.cfg.command else None
+        if taken is not None:
+            self.ui.warning(*child.taken_warning(taken, self.cfg.command, explicit))
         self.supervisor = child.supervisor(self.cfg, self.ui, self.env)
         if self.supervisor is not None:
             stack.push_async_callback(self.supervisor.close)  # (last in, first out: after the proxy's shutdown)

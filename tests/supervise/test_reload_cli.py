@@ -192,18 +192,21 @@ def test_while_a_crashed_command_waits_for_a_change_requests_get_the_502_page_at
         assert status == 502
 
 
-def test_something_already_listening_where_the_command_will_is_a_clear_error(tmp_path):
+def test_something_already_listening_where_the_command_will_is_said_first(tmp_path):
     with socket.socket() as taken:  # an earlier run of the app, still up
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         mark = f"devhttps-test-{uuid.uuid4().hex}"
-        r = run_module("--json", "--caroot", str(tmp_path / "ca"), "--upstream", str(port), "--",
-                    sys.executable, TINY, str(port), mark)
+        r = run_module("--json", "--caroot", str(tmp_path / "ca"), "--upstream", str(port), "--wait", "5", "--",
+                       sys.executable, TINY, str(port), mark, timeout=60)
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    warning = next(e for e in events if e["event"] == "warning")
+    assert f"already listens at http://127.0.0.1:{port}" in warning["message"] and warning["hint"]
+    assert events.index(warning) < min(i for i, e in enumerate(events) if e["event"] == "child_started")
+    # The command could not listen there and ended: without --reload, devhttps ends with its status.
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    error = json.loads(r.stdout.strip().splitlines()[-1])
-    assert error["event"] == "error" and f"already listens at http://127.0.0.1:{port}" in error["message"]
-    assert processes_with(mark) == []  # never started
+    assert processes_with(mark) == []
 
 
 def test_with_reload_a_restart_that_cannot_start_the_command_waits_for_the_next_change(tmp_path):

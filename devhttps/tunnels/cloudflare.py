@@ -190,10 +190,13 @@ class CloudflareTunnel:
                 raise self._timed_out(log, what)
             self._aborted.wait(_POLL)
 
-    def _read(self, log: AgentLog) -> None:
+    def _read(self, log: AgentLog, final: bool = False) -> None:
         if self._reader is None:
             self._reader = self._log_path.open("rb")
         for raw in self._reader.readlines():
+            if not final and not raw.endswith(b"\n"):  # a line still being written: read it whole next time
+                self._reader.seek(-len(raw), 1)
+                break
             log.feed(self._masked(raw.decode("utf-8", "replace")))
 
     def _check_running(self, log: AgentLog) -> None:
@@ -201,7 +204,7 @@ class CloudflareTunnel:
             raise DevhttpsError("could not open the cloudflare tunnel: stopped while starting", "")
         code = self._proc.poll() if self._proc is not None else None
         if code is not None:
-            self._read(log)  # (its last words)
+            self._read(log, final=True)  # (its last words)
             raise exited(log, code)
 
     def _url(self, log: AgentLog) -> str | None:

@@ -29,6 +29,9 @@ _VERSION = re.compile(r"cloudflared version (\d{4})\.(\d+)\.(\d+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _BOXED_URL = re.compile(r"\|\s+(https://[^\s|]+)\s+\|")
 _METRICS = re.compile(r"Starting metrics server on (\S+?)/metrics")
+# "Registered tunnel connection connIndex=0 ..." since 2023.4.1; before it "Connection <uuid> registered with
+# protocol: quic" (the minimum version, 2022.3.0, prints that).
+_REGISTERED = re.compile(r"Registered tunnel connection|Connection \S+ registered")
 _LEVEL = re.compile(r"^\S+\s+(DBG|INF|WRN|ERR|FTL)\s+(.*)$")
 _OFFLINE = re.compile(r"no such host|network is unreachable|i/o timeout|connection refused|timeout: no recent|"
                       r"failed to dial|DNS query failed|dial tcp|dial udp|TLS handshake timeout", re.IGNORECASE)
@@ -70,7 +73,7 @@ class AgentLog:
             self.url = boxed[1].rstrip("/")
         elif (metrics := _METRICS.search(text)) and self.metrics is None:
             self.metrics = metrics[1]
-        elif "Registered tunnel connection" in text:
+        elif _REGISTERED.search(text):
             self.registered = True
         elif level is None or level[1] in ("ERR", "FTL"):
             self.errors.append(text)

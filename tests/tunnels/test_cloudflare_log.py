@@ -31,6 +31,12 @@ def test_a_quick_tunnels_lines_give_its_url_metrics_and_connection():
     assert log.last_error is not None and "Failed to dial a quic connection" in log.last_error
 
 
+def test_the_connection_line_of_versions_before_2023_4_1_counts_too():
+    old = ("2022-03-15T10:00:02Z INF Connection 4a5b6c7d-1111-2222-3333-444455556666 registered with protocol: quic "
+           "connIndex=0 ip=198.41.200.13 location=AMS")
+    assert read(old).registered and not read(QUICK.replace("Registered tunnel connection", "Tunnel")).registered
+
+
 def test_colours_on_a_terminal_change_nothing():
     coloured = "\x1b[90m2026-08-20T10:00:01Z\x1b[0m \x1b[32mINF\x1b[0m Starting metrics server on [::1]:5000/metrics"
     assert read(coloured).metrics == "[::1]:5000"

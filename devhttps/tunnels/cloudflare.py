@@ -1,5 +1,5 @@
 """Cloudflare Tunnel through cloudflared: a quick tunnel (no account, a random *.trycloudflare.com URL), or a
-named tunnel (a token from the Zero Trust dashboard and its public hostname).
+named tunnel (a locally managed tunnel's token, `cloudflared tunnel token NAME`, and its public hostname).
 
 What devhttps takes care of around the agent:
 - It runs with a private, empty config file (``--config``), so a user's ~/.cloudflared/config.yml (ingress
@@ -133,11 +133,11 @@ class CloudflareTunnel:
         token = text.strip()
         if not token:
             raise DevhttpsError(f"could not open a named cloudflare tunnel: no token ({source} is empty)",
-                                "set TUNNEL_TOKEN, or give --token-file FILE (the token from the Zero Trust "
-                                "dashboard, Networks → Tunnels); or leave --hostname out for a quick tunnel")
+                                "set TUNNEL_TOKEN, or give --token-file FILE (a locally managed tunnel's token: "
+                                "`cloudflared tunnel token NAME`); or leave --hostname out for a quick tunnel")
         if not _TOKEN.fullmatch(token):
             raise DevhttpsError(f"could not use the token in {source}: it has characters no tunnel token has",
-                                "copy it again from the Zero Trust dashboard (Networks → Tunnels)")
+                                "print it again with `cloudflared tunnel token NAME`")
         return token
 
     def _agent_env(self) -> dict[str, str]:

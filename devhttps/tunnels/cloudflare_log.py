@@ -90,8 +90,9 @@ def exited(log: AgentLog, code: int | None) -> DevhttpsError:
         return cannot_reach(detail)
     if "Unauthorized" in detail or "invalid tunnel secret" in detail or "token" in detail.lower():
         return DevhttpsError(f"could not open the cloudflare tunnel: Cloudflare refused the tunnel token ({detail})",
-                             "copy the token again from the Zero Trust dashboard (Networks → Tunnels), or leave it "
-                             "out for a quick tunnel")
+                             "print the token again with `cloudflared tunnel token NAME` (a locally managed "
+                             "tunnel: a dashboard-managed one ignores devhttps's --url), or leave it out for a "
+                             "quick tunnel")
     return DevhttpsError(f"could not open the cloudflare tunnel: cloudflared stopped: {detail}",
                          "run again with --debug, or try `cloudflared tunnel --url http://127.0.0.1:8080` by hand")
 

@@ -74,13 +74,6 @@ class Ending:
         self._teardown()
         self.transport.abort()
 
-    def drop_kept(self: ConnState) -> None:
-        """The app restarts: the idle upstream connection kept for this client's next request is closed."""
-        conn = self
-        kept, conn.kept = conn.kept, None
-        if kept is not None:
-            kept.close()
-
     def _hung_up(self: ConnState) -> bool:
         """Whether the client has closed its side, asked of the kernel without reading: a connection paused while
         its request waited (for an upstream restarting) would not otherwise notice. POLLRDHUP on Linux; elsewhere

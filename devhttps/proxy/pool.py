@@ -46,7 +46,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
-        self.generation = pool.generation  # made before the app's latest restart (drop_idle) or after
         self.owner: Owner | None = None
         self.method = "GET"
         self.buf = bytearray()
@@ -69,8 +68,7 @@ class UpstreamConnection(asyncio.Protocol):
         """The owner is done with it. True: it can serve another request; False: it is closed."""
         self.owner = None
         self.reused = True
-        if (reusable and not self.will_close and not self.buf and self.generation == self.pool.generation
-                and not self.transport.is_closing()):
+        if reusable and not self.will_close and not self.buf and not self.transport.is_closing():
             return True
         self.close()
         return False
@@ -241,7 +239,6 @@ class UpstreamPool:
         self.waiting = True  # False while the upstream is known to be down for good: refused means 502 at once
         self.idle: list[UpstreamConnection] = []
         self.closed = False  # after close_all(): connections handed back are closed
-        self.generation = 0  # one more at each drop_idle(): a connection to the app's earlier run is not reused
         self._back: asyncio.Future[None] | None = None  # resolved by kick(): the upstream answers again
 
     def take(self) -> UpstreamConnection | None:
@@ -302,8 +299,6 @@ class UpstreamPool:
         self.drop_idle()
 
     def drop_idle(self) -> None:
-        """The app restarts: idle connections close, and those in use close when their request is done."""
-        self.generation += 1
         idle, self.idle = self.idle, []
         for conn in idle:
             conn.close()

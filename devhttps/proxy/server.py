@@ -95,7 +95,6 @@ class ProxyServer:
         core.pool.drop_idle()
         for conn in list(core.connections):
             conn.end_upgrade(CLOSE_SERVICE_RESTART)
-            conn.drop_kept()  # a keep-alive client's idle connection to the app's old run
 
     def upstream_down(self) -> None:
         """The app has ended and nothing restarts it yet: requests stop waiting for it and get the 502 page now;

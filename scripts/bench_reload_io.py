@@ -44,8 +44,8 @@ def answer_version(get: Callable[[], bytes], version: int, deadline: float) -> N
         try:
             if get() == want:
                 return
-        except (OSError, http.client.HTTPException):
-            pass
+        except (OSError, ValueError, http.client.HTTPException):
+            pass  # (a 502 too: the steady loop is what counts failed requests)
         time.sleep(POLL)
     raise RuntimeError(f"version {version} never answered")
 

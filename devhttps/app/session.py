@@ -118,7 +118,7 @@ class Session:
             return
         if server is not None:
             sup.before_restart, sup.after_restart = server.upstream_restarting, server.upstream_back
-            sup.when_down = server.upstream_down
+            sup.stopped, sup.when_down = server.upstream_stopped, server.upstream_down
         sup.answers = child.Answers(addr)
         running = asyncio.ensure_future(sup.supervise())
         stopped = asyncio.ensure_future(self.stop.event.wait())

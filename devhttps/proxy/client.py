@@ -343,9 +343,11 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
             self._close()
             return
         req = self.req
-        if (up is not None and up.reused and not up.received and req is not None and req.body is None
+        if (up is not None and (up.reused or up.stale) and not up.received and req is not None and req.body is None
                 and not self.retried):
-            self.retried = True  # a pooled connection the app had just closed: try once on a fresh one
+            # A pooled connection the app had just closed, or one to a run that was stopping as the request went out,
+            # and not a byte of an answer: once more on a fresh connection (to the new run), as a browser does.
+            self.retried = True
             self._connect()
             return
         self._bad_gateway(reason)
@@ -377,12 +379,6 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
             self._resume("upstream")
         if self.buf:
             self._next_requests()
-
-    def _log(self, status: int, method: str | None = None, path: str | None = None) -> None:
-        if self.core.on_request is not None:
-            req = self.req
-            self.core.log(self.client_ip, method or (req.method if req else "-"),
-                          path or (req.target.split("?", 1)[0] if req else "-"), status, self.nbytes, self.started)
 
     def _pause(self, reason: str) -> None:
         if not self.pauses and self.state < TUNNEL:

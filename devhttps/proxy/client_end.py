@@ -55,6 +55,13 @@ class Ending:
         else:
             self.transport.close()
 
+    def _log(self: ConnState, status: int, method: str | None = None, path: str | None = None) -> None:
+        core = self.core
+        if core.on_request is not None:
+            req = self.req
+            core.log(self.client_ip, method or (req.method if req else "-"),
+                     path or (req.target.split("?", 1)[0] if req else "-"), status, self.nbytes, self.started)
+
     def _log_unfinished(self: ConnState) -> None:
         if self.state == BODY and self.req is not None:
             self._log(self.status if self.resp_started else 499)  # 499: the client went away first (as nginx)
@@ -73,6 +80,13 @@ class Ending:
     def _abort(self: ConnState) -> None:
         self._teardown()
         self.transport.abort()
+
+    def drop_kept(self: ConnState) -> None:
+        """The app restarts: the idle upstream connection kept for this client's next request is closed."""
+        conn = self
+        kept, conn.kept = conn.kept, None
+        if kept is not None:
+            kept.close()
 
     def _hung_up(self: ConnState) -> bool:
         """Whether the client has closed its side, asked of the kernel without reading: a connection paused while

@@ -46,6 +46,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
+        self.generation = pool.generation  # the app's run it was made to (see UpstreamPool.restarting)
         self.owner: Owner | None = None
         self.method = "GET"
         self.buf = bytearray()
@@ -68,7 +69,8 @@ class UpstreamConnection(asyncio.Protocol):
         """The owner is done with it. True: it can serve another request; False: it is closed."""
         self.owner = None
         self.reused = True
-        if reusable and not self.will_close and not self.buf and not self.transport.is_closing():
+        if (reusable and not self.will_close and not self.buf and self.generation == self.pool.generation
+                and not self.transport.is_closing()):
             return True
         self.close()
         return False
@@ -81,6 +83,11 @@ class UpstreamConnection(asyncio.Protocol):
     def close(self) -> None:
         self.owner = None
         self.transport.abort()
+
+    @property
+    def stale(self) -> bool:
+        """Made to a run of the app that has been restarted since: never to be sent another request."""
+        return self.generation != self.pool.generation
 
     # -- asyncio callbacks ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -239,6 +246,8 @@ class UpstreamPool:
         self.waiting = True  # False while the upstream is known to be down for good: refused means 502 at once
         self.idle: list[UpstreamConnection] = []
         self.closed = False  # after close_all(): connections handed back are closed
+        self.generation = 0  # one more at each restarting(): connections to an earlier run are not reused
+        self._held: asyncio.Future[None] | None = None  # from restarting() until stopped(): nothing connects
         self._back: asyncio.Future[None] | None = None  # resolved by kick(): the upstream answers again
 
     def take(self) -> UpstreamConnection | None:
@@ -251,16 +260,40 @@ class UpstreamPool:
     async def connect(self) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait
+        await self._unheld(loop, deadline)
         attempt = 0
         while True:
             try:
                 return await self._connect_once(loop)
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):  # (reset: a listener closed as it accepted)
                 gap = RETRY_GAPS[min(attempt, len(RETRY_GAPS) - 1)]
                 if loop.time() >= deadline or not self.waiting:
                     raise
             await self._pause(loop, min(gap, max(0.0, deadline - loop.time())))
             attempt += 1
+
+    async def _unheld(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """While the app's old run stops, wait: a connection now would reach the process on its way out."""
+        held = self._held
+        if held is not None and not held.done():
+            await asyncio.wait((held,), timeout=max(0.0, deadline - loop.time()))
+            if not held.done():
+                raise StillStopping("the app is restarting, and its old run had not stopped within the wait")
+
+    def restarting(self) -> None:
+        """The app is about to restart: idle connections close, connections in use close once their request is
+        done, and new ones wait until stopped() says the old run has ended."""
+        self.generation += 1
+        self.waiting = True
+        self.drop_idle()
+        if self._held is None or self._held.done():
+            self._held = asyncio.get_running_loop().create_future()
+
+    def stopped(self) -> None:
+        """The old run has ended: connections waiting for it try now (refused until the new one listens)."""
+        held, self._held = self._held, None
+        if held is not None and not held.done():
+            held.set_result(None)
 
     async def _pause(self, loop: asyncio.AbstractEventLoop, gap: float) -> None:
         """Wait ``gap`` seconds, or less when kick() says the upstream is back."""
@@ -270,20 +303,23 @@ class UpstreamPool:
 
     def kick(self) -> None:
         """The upstream answers again: connections waiting for it try now instead of at their next attempt."""
+        self.stopped()
         back, self._back = self._back, None
         if back is not None and not back.done():
             back.set_result(None)
 
     async def _connect_once(self, loop: asyncio.AbstractEventLoop) -> UpstreamConnection:
         tls = _upstream_tls() if self.addr.tls else None
+        generation = self.generation  # (a restart may begin while it connects: it is then to the old run)
         _, conn = await asyncio.wait_for(
             loop.create_connection(lambda: UpstreamConnection(self), self.addr.host, self.addr.port, ssl=tls),
             self.connect_timeout,
         )
+        conn.generation = generation
         return conn
 
     def put(self, conn: UpstreamConnection) -> None:
-        if self.closed or len(self.idle) >= self.max_idle or conn.transport.is_closing():
+        if self.closed or len(self.idle) >= self.max_idle or conn.stale or conn.transport.is_closing():
             conn.close()
             return
         self.idle.append(conn)
@@ -297,6 +333,7 @@ class UpstreamPool:
     def close_all(self) -> None:
         self.closed = True
         self.drop_idle()
+        self.stopped()
 
     def drop_idle(self) -> None:
         idle, self.idle = self.idle, []
@@ -304,8 +341,14 @@ class UpstreamPool:
             conn.close()
 
 
+class StillStopping(OSError):
+    """The app's old run did not stop within the wait (see UpstreamPool.restarting)."""
+
+
 def connect_error(exc: BaseException) -> str:
     """Why a connection to the upstream failed, in words for the 502 page."""
+    if isinstance(exc, StillStopping):
+        return str(exc)
     if isinstance(exc, asyncio.TimeoutError):
         return "the connection timed out"
     if isinstance(exc, ConnectionRefusedError):

@@ -87,14 +87,20 @@ class ProxyServer:
     def upstream_restarting(self) -> None:
         """The app is about to restart: its WebSockets end with a close frame (1012, service restart) after the
         frame in progress, so that clients reconnect by themselves; idle connections to it are dropped. Requests
-        in flight go on, and new ones wait for the app (``upstream_wait``)."""
+        in flight go on; new ones wait (``upstream_wait``) until upstream_stopped(), and then for the new run: none
+        reaches the old run on its way out."""
         core = self.core
         if core is None:
             return
-        core.pool.waiting = True
-        core.pool.drop_idle()
+        core.pool.restarting()
         for conn in list(core.connections):
             conn.end_upgrade(CLOSE_SERVICE_RESTART)
+            conn.drop_kept()  # a keep-alive client's idle connection to the old run
+
+    def upstream_stopped(self) -> None:
+        """The app's old run has ended: waiting requests connect (refused until the new run listens)."""
+        if self.core is not None:
+            self.core.pool.stopped()
 
     def upstream_down(self) -> None:
         """The app has ended and nothing restarts it yet: requests stop waiting for it and get the 502 page now;

@@ -47,6 +47,7 @@ class Supervisor:
     def __init__(self, plan: Plan, reporter: Reporter) -> None:
         self.plan, self.reporter = plan, reporter
         self.before_restart: Callable[[], None] = lambda: None  # e.g. the proxy's WebSocket close frames
+        self.stopped: Callable[[], None] = lambda: None  # the old run has ended: nothing of it answers any more
         self.after_restart: Callable[[], None] = lambda: None  # it answers again: e.g. wake the waiting requests
         self.when_down: Callable[[], None] = lambda: None  # it ended, and waits for a change: no use waiting for it
         self.answers: Callable[[], Awaitable[bool]] | None = None  # does the (restarted) command answer yet?
@@ -150,6 +151,7 @@ class Supervisor:
         began = time.monotonic()
         self.before_restart()
         await self._stop_child()
+        self.stopped()
         while not self._changes.empty():  # saved while the old one stopped: the same burst, the same restart
             self._changes.get_nowait()
         while True:
@@ -163,6 +165,7 @@ class Supervisor:
             self.reporter.restarting(changed)
             began = time.monotonic()
             self.before_restart()  # (and wait again)
+            self.stopped()  # (no run to stop this time)
         if wait_for_answer and await self._answered():
             self.after_restart()
             self.reporter.restarted(time.monotonic() - began)

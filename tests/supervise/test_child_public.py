@@ -73,19 +73,35 @@ def test_ngrok_serves_restarts_and_takes_down_the_command_it_runs(tmp_path):
             proc.kill()
 
 
-def test_adb_maps_the_phone_to_the_command_it_runs(tmp_path):
+def test_adb_maps_the_phone_to_the_command_it_runs_through_a_listener_that_rides_out_restarts(tmp_path):
     fake = FakeAdb(tmp_path / "adb", [dict(PIXEL)])
     up, mark = free_port(), f"devhttps-test-{uuid.uuid4().hex}"
+    src = tmp_path / "src"
+    src.mkdir()
     with Devhttps("adb", "--adb-path", str(fake.path), "--no-open", "--upstream", str(up), "--wait", "30",
-                  "--", sys.executable, TINY, str(up), mark, env=adb_env(fake)) as dh:
+                  "--reload", "--watch", str(src), "--", sys.executable, TINY, str(up), mark,
+                  env=adb_env(fake)) as dh:
         started = dh.wait_event("child_started")
         ready = dh.wait_event("ready")
-        assert ready["port"] == up  # plain HTTP on 127.0.0.1: the mapping goes straight to the command
-        assert ["-s", PIXEL["serial"], "reverse", f"tcp:{up}", f"tcp:{up}"] in fake.calls()
-        conn = http.client.HTTPConnection("127.0.0.1", up, timeout=10)  # what the phone's localhost reaches
-        conn.request("GET", "/")
-        assert conn.getresponse().read() == f"pid {started['pid']}\n".encode()
-        conn.close()
+        assert ready["port"] == up  # the phone's localhost:PORT is the command's own port number
+        [reverse] = [c for c in fake.calls() if "reverse" in c and f"tcp:{up}" in c]
+        listener = int(reverse[-1].removeprefix("tcp:"))
+        assert listener != up  # devhttps's plain listener, in front of the command (what the phone reaches)
+
+        def phone_get() -> bytes:
+            conn = http.client.HTTPConnection("127.0.0.1", listener, timeout=20)
+            try:
+                conn.request("GET", "/")
+                return conn.getresponse().read()
+            finally:
+                conn.close()
+
+        assert phone_get() == f"pid {started['pid']}\n".encode()
+        (src / "main.py").write_text("print('v2')\n")
+        dh.wait_event("restarting")
+        during = phone_get()  # made while the command restarts: it waits for the new one, not refused
+        again = dh.wait_event("child_started")
+        assert during == f"pid {again['pid']}\n".encode() and again["pid"] != started["pid"]
         assert dh.stop(signal.SIGTERM) == 0
     fake.close()
     assert processes_with(mark) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -89,8 +90,13 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         proc.wait()
 
 
-def fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def fds(pid: int) -> dict[str, str]:
+    """The open files of ``pid``: fd number -> what it is (``socket:[inode]``, ``pipe:[inode]``, a path)."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # (closed meanwhile)
+            found[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+    return found
 
 
 def rss_kib(pid: int) -> int:

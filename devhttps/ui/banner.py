@@ -175,10 +175,11 @@ def show_qr(ui: UI, cfg: Options, url: str, has_ca: bool) -> None:
     ui.line(f"  {'phone scans:':<{_LABEL}}{ui.style(url, 'bold')}")
 
 
-def write_qr_files(cfg: Options, url: str) -> None:
+def write_qr_files(cfg: Options, url: str, private: bool = False) -> None:
+    """--qr-png/--qr-svg; ``private``: the URL carries a secret (the access gate's token), so the files are 0600."""
     from devhttps.ui import qr
 
     if cfg.qr_png is not None:
-        qr.write_png(url, cfg.qr_png)
+        qr.write_png(url, cfg.qr_png, private=private)
     if cfg.qr_svg is not None:
-        qr.write_svg(url, cfg.qr_svg)
+        qr.write_svg(url, cfg.qr_svg, private=private)

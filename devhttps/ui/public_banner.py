@@ -38,7 +38,7 @@ class PublicReady:
 def show(ui: UI, cfg: Options, ready: PublicReady) -> None:
     for message, hint in ready.warnings:
         ui.warning(message, hint)
-    write_qr_files(cfg, ready.scan_url)
+    write_qr_files(cfg, ready.scan_url, private=ready.gated)
     if ui.json_mode:
         ui.event("ready", **_fields(ready, cfg.app_path))
         return

@@ -8,6 +8,7 @@ black ink on white paper, whatever the theme. Without colours, ink is assumed da
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from devhttps.base.errors import DevhttpsError
@@ -77,8 +78,8 @@ def can_encode_blocks(encoding: str | None) -> bool:
     return True
 
 
-def write_png(data: str, path: Path | str, *, box_size: int = 10, border: int = 4) -> None:
-    """Write the code as a PNG (needs pillow)."""
+def write_png(data: str, path: Path | str, *, box_size: int = 10, border: int = 4, private: bool = False) -> None:
+    """Write the code as a PNG (needs pillow); ``private``: readable by the user only (it carries a secret)."""
     try:
         from qrcode.image.pil import PilImage  # imports PIL
     except ImportError:
@@ -86,17 +87,17 @@ def write_png(data: str, path: Path | str, *, box_size: int = 10, border: int = 
             f"could not write the QR code to {path}: PNG output needs pillow, which is not installed",
             'pip install "devhttps[png]" (or use --qr-svg FILE, which needs nothing more)',
         ) from None
-    _save(data, path, PilImage, box_size, border)
+    _save(data, path, PilImage, box_size, border, private)
 
 
-def write_svg(data: str, path: Path | str, *, border: int = 4) -> None:
-    """Write the code as an SVG path (no pillow needed); one user unit per module."""
+def write_svg(data: str, path: Path | str, *, border: int = 4, private: bool = False) -> None:
+    """Write the code as an SVG path (no pillow needed); one user unit per module. ``private`` as write_png."""
     from qrcode.image.svg import SvgPathImage
 
-    _save(data, path, SvgPathImage, 10, border)
+    _save(data, path, SvgPathImage, 10, border, private)
 
 
-def _save(data: str, path: Path | str, factory: type, box_size: int, border: int) -> None:
+def _save(data: str, path: Path | str, factory: type, box_size: int, border: int, private: bool) -> None:
     import qrcode
 
     code = qrcode.QRCode(border=border, box_size=box_size, image_factory=factory,
@@ -104,7 +105,10 @@ def _save(data: str, path: Path | str, factory: type, box_size: int, border: int
     code.add_data(data)
     code.make(fit=True)
     try:
-        with open(path, "wb") as out:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+        if private and hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # a file that was there before keeps its mode otherwise
+        with os.fdopen(fd, "wb") as out:
             code.make_image().save(out)
     except OSError as exc:
         raise DevhttpsError(

@@ -45,15 +45,17 @@ def start(setup, *extra: str, json_mode: bool = True) -> Devhttps:
     return Devhttps(*setup.args(*extra), env=setup.env, json_mode=json_mode)
 
 
-def test_the_qr_url_lets_a_phone_in_and_nothing_else_passes(ngrok_setup):
+def test_the_qr_url_lets_a_phone_in_and_nothing_else_passes(ngrok_setup, tmp_path):
     s = ngrok_setup
-    with start(s, "--demo") as dh:
+    svg = tmp_path / "qr.svg"
+    with start(s, "--demo", "--qr-svg", str(svg)) as dh:
         ready = dh.wait_event("ready")
         public = ready["urls"][0].rstrip("/")
         assert ready["mode"] == "ngrok" and public.startswith("https://127.0.0.1:") and ready["gate"] is True
         # The QR code's URL is only in a private file, whole; the event masks the token.
         path = ready["qr_url_file"]
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert stat.S_IMODE(svg.stat().st_mode) == 0o600  # --qr-svg: the code carries the token as well
         with open(path) as f:
             scan = f.read().strip()
         token = dict(p.split("=", 1) for p in urlsplit(scan).query.split("&"))[TOKEN_PARAM]

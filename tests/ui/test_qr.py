@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -146,6 +147,24 @@ def test_svg_parses_and_its_modules_decode(tmp_path):
         pixels[int(y)][int(x)] = True
     assert size == 33  # 25 modules + 2 * 4 border
     assert decode(pixels) == [URL]
+
+
+def test_a_private_code_is_readable_by_the_user_only_even_over_an_older_file(tmp_path):
+    old = tmp_path / "qr.svg"
+    old.write_text("an older, world-readable file")
+    old.chmod(0o644)
+    qr.write_svg(URL + "?token=secret", old, private=True)
+    qr.write_png(URL + "?token=secret", tmp_path / "qr.png", private=True)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600 and b"<svg" in old.read_bytes()
+    assert stat.S_IMODE((tmp_path / "qr.png").stat().st_mode) == 0o600
+    qr.write_svg(URL, tmp_path / "plain.svg")  # a code without a secret: the usual mode (umask)
+    assert stat.S_IMODE((tmp_path / "plain.svg").stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_unwritable_file_is_a_clear_error(tmp_path):

@@ -177,8 +177,6 @@ class AdbSession(Session):
         finally:
             if server is not None:
                 await server.shutdown(grace=0 if self.stop.count > 1 else 5.0)
-            if serving:
-                self.ui.event("stopped", "Stopped.")
 
     async def _unmap(self) -> None:
         phone = self.phone

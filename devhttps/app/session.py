@@ -90,6 +90,9 @@ class Session:
             # Ctrl+C while starting, or a second one during the graceful stop: still a normal stop.
             if not self.stop.count:
                 raise
+        finally:
+            if self.serving:  # said once everything is closed: the proxy, the tunnel, the command's processes
+                self.ui.event("stopped", "Stopped.")
         return self.exit_code
 
     def _install_signals(self) -> None:
@@ -198,6 +201,5 @@ class Session:
             return
         self.ui.event("stopping", "Stopping (Ctrl+C again to end at once)…")
         await server.shutdown(grace=5.0)
-        self.ui.event("stopped", "Stopped.")
 
 

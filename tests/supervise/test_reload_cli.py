@@ -141,6 +141,19 @@ def test_no_process_of_the_command_outlives_devhttps(tmp_path, sig):
     assert processes_with(run.mark) == []
 
 
+def test_stopped_is_said_once_the_command_has_ended(tmp_path):
+    with Run(tmp_path, env={"TINY_BYE": "1"}) as run:
+        run.dh.wait_event("ready")
+        assert run.dh.stop(signal.SIGINT) == 0
+        while True:  # (the rest of stdout)
+            try:
+                run.dh.next_line(timeout=5)
+            except queue.Empty:
+                break
+        names = [(e["event"], e.get("line")) for e in run.events()]
+        assert names.index(("child_output", "bye")) < names.index(("stopped", None)) == len(names) - 1
+
+
 def test_a_second_ctrl_c_ends_a_command_that_ignores_sigterm_at_once(tmp_path):
     with Run(tmp_path, env={"TINY_IGNORE_TERM": "1"}) as run:
         run.dh.wait_event("ready")

@@ -4,7 +4,8 @@ GET answers 200 with ``pid N`` (which run of the command answered); a WebSocket 
 open. TINY_DELAY=SECONDS waits that long before listening (an app that takes time to start); TINY_EXIT=N exits
 with status N at once instead, or only while the file TINY_EXIT_IF exists; TINY_LIFETIME=SECONDS serves that
 long, then exits with status 4; TINY_CHILD=1 also starts a grandchild (`sleep`) in the same process group, the way
-`npm run dev` starts node; TINY_IGNORE_TERM=1 ignores SIGTERM. MARK only tags the command line, so that a test
+`npm run dev` starts node; TINY_IGNORE_TERM=1 ignores SIGTERM; TINY_BYE=1 takes 0.3 s to stop after SIGTERM
+and says `bye` as it ends. MARK only tags the command line, so that a test
 can find its processes.
 """
 
@@ -65,6 +66,8 @@ if __name__ == "__main__":
         sys.exit(int(os.environ["TINY_EXIT"]))
     if os.environ.get("TINY_IGNORE_TERM"):  # an app that takes no notice of SIGTERM
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.environ.get("TINY_BYE"):  # an app that takes a moment to stop, and says so
+        signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.3), print("bye", flush=True), os._exit(0)))
     if os.environ.get("TINY_CHILD"):
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", *sys.argv[2:3]])
     time.sleep(float(os.environ.get("TINY_DELAY", "0")))

@@ -343,10 +343,10 @@ class ClientConnection(Shortcut, Ending, asyncio.Protocol):
             self._close()
             return
         req = self.req
-        if (up is not None and (up.reused or up.stale) and not up.received and req is not None and req.body is None
-                and not self.retried):
-            # A pooled connection the app had just closed, or one to a run that was stopping as the request went out,
-            # and not a byte of an answer: once more on a fresh connection (to the new run), as a browser does.
+        if (up is not None and not up.received and req is not None and req.body is None and not self.retried
+                and (up.reused or (up.stale and req.method in http1.IDEMPOTENT))):
+            # A pooled connection the app had just closed, or one to a run that was stopping as the request went out
+            # (which may have acted on it: only a request safe to repeat), and not a byte of an answer: once more.
             self.retried = True
             self._connect()
             return

@@ -48,6 +48,8 @@ _REQUEST_NAMES = (rb"connection|content[-_]length|transfer[-_]encoding|upgrade|e
                   rb"proxy[-_]connection|x[-_]forwarded[-_](?:for|proto|host|port)")
 _RESPONSE_NAMES = rb"connection|content-length|transfer-encoding"
 
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"))  # safe to send twice (RFC 9110 9.2.2)
+
 
 def _lines_without(names: bytes) -> bytes:
     """Any number of header lines, none of them named one of ``names`` (a regex alternation, any case)."""

@@ -260,15 +260,20 @@ class UpstreamPool:
     async def connect(self) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait
-        await self._unheld(loop, deadline)
         attempt = 0
         while True:
+            await self._unheld(loop, deadline)  # (each time: a restart may begin while it waits)
             try:
-                return await self._connect_once(loop)
+                conn = await self._connect_once(loop)
             except (ConnectionRefusedError, ConnectionResetError):  # (reset: a listener closed as it accepted)
                 gap = RETRY_GAPS[min(attempt, len(RETRY_GAPS) - 1)]
                 if loop.time() >= deadline or not self.waiting:
                     raise
+            else:
+                if not conn.stale:
+                    return conn
+                conn.close()  # made to a run a restart began to stop meanwhile: wait for the next one
+                continue
             await self._pause(loop, min(gap, max(0.0, deadline - loop.time())))
             attempt += 1
 
@@ -279,6 +284,8 @@ class UpstreamPool:
             await asyncio.wait((held,), timeout=max(0.0, deadline - loop.time()))
             if not held.done():
                 raise StillStopping("the app is restarting, and its old run had not stopped within the wait")
+        if self.closed:
+            raise StillStopping("devhttps is stopping")
 
     def restarting(self) -> None:
         """The app is about to restart: idle connections close, connections in use close once their request is
@@ -331,7 +338,9 @@ class UpstreamPool:
             pass
 
     def close_all(self) -> None:
+        """devhttps stops: idle connections close, and requests waiting to connect get the 502 page now."""
         self.closed = True
+        self.waiting = False
         self.drop_idle()
         self.stopped()
 

@@ -66,9 +66,10 @@ class AdbSession(Session):
     # -- where the phone's port leads --------------------------------------------------------------------
     async def _target(self, addr: UpstreamAddr, info: Any) -> tuple[int, ProxyServer | None]:
         """(this computer's loopback port for the mapping, the plain listener in between if one is needed). A
-        command devhttps runs gets one too: while it restarts, the phone's requests wait for it instead of being
-        refused, and its WebSockets get the service-restart close frame."""
-        if addr.scheme == "http" and addr.host == "127.0.0.1" and self.supervisor is None:
+        command devhttps restarts (--reload) gets one too: while it restarts, the phone's requests wait for it
+        instead of being refused, and its WebSockets get the service-restart close frame."""
+        restarts = self.supervisor is not None and self.supervisor.plan.watch is not None
+        if addr.scheme == "http" and addr.host == "127.0.0.1" and not restarts:
             return addr.port, None
         server = ProxyServer(Origin(addr.host, addr.port, addr.scheme == "https"), ssl_context=None,
                              on_request=None if self.cfg.quiet else self._log_request, on_error=self._proxy_problem,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from devhttps.base.errors import DevhttpsError
 
 Progress = Callable[[str], None]  # one short line on what the agent is doing now
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -21,19 +21,22 @@ class Opened:
 
 
 class Tunnel(Protocol):
-    """A provider. ``open`` and ``close`` block, and run in one thread (AgentThread); ``abort`` may be called
-    from any thread while ``open`` still waits, and ends the agent at once."""
+    """A provider. ``prepare``, ``open`` and ``close`` block, and run in one thread (AgentThread); ``abort`` may
+    be called from any thread while they still wait, and ends the agent at once."""
 
     name: str  # the mode, as in the ready event: "ngrok", "cloudflare"
     carries_sse: bool  # whether Server-Sent Events reach the phone as they come (Cloudflare's quick tunnels: no)
 
+    def prepare(self, progress: Progress) -> None:
+        """Find the agent (download it, for ngrok's first run) and what it needs: before open()'s deadline
+        starts, as a first download takes what it takes (bounded by its own timeout, with its own progress)."""
     def open(self, local_port: int, progress: Progress) -> Opened: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
 
 
 class AgentThread:
-    """Runs a tunnel's open() and, later, its close() in one thread that lives as long as the tunnel.
+    """Runs a tunnel's prepare() and open() and, later, its close() in one thread that lives as long as the tunnel.
 
     The agent is started from this thread, and a parent-death signal (agent.py) fires when the thread that
     started a process ends: so the thread must not end before the tunnel is closed.
@@ -47,24 +50,39 @@ class AgentThread:
     async def open(self, local_port: int, progress: Progress, deadline: float) -> Opened:
         """The public URL; DevhttpsError when the agent fails, or has not opened it within ``deadline`` s."""
         loop = asyncio.get_running_loop()
+        prepared: asyncio.Future[None] = loop.create_future()
         done: asyncio.Future[Opened] = loop.create_future()
 
-        def settle(result: Opened | BaseException) -> None:
-            if done.done():
+        def settle(future: asyncio.Future[T], result: T | BaseException) -> None:
+            if future.done():
                 return
             if isinstance(result, BaseException):
-                done.set_exception(result)
+                future.set_exception(result)
             else:
-                done.set_result(result)
+                future.set_result(result)
+
+        def hand(future: asyncio.Future[T], result: T | BaseException) -> bool:
+            try:
+                loop.call_soon_threadsafe(settle, future, result)
+            except RuntimeError:  # the loop is gone: devhttps stopped meanwhile
+                return False
+            return True
 
         def run() -> None:
             try:
                 try:
-                    result: Opened | BaseException = self.tunnel.open(local_port, progress)
+                    self.tunnel.prepare(progress)
                 except BaseException as exc:  # handed to the waiting coroutine, which raises it
+                    hand(prepared, exc)
+                    return
+                hand(prepared, None)
+                if self._close.is_set():  # given up while preparing (Ctrl+C during a download)
+                    return
+                try:
+                    result: Opened | BaseException = self.tunnel.open(local_port, progress)
+                except BaseException as exc:
                     result = exc
-                with contextlib.suppress(RuntimeError):  # the loop is gone: devhttps stopped meanwhile
-                    loop.call_soon_threadsafe(settle, result)
+                if hand(done, result):
                     self._close.wait()
             finally:
                 self.tunnel.close()
@@ -72,6 +90,7 @@ class AgentThread:
         self._thread = threading.Thread(target=run, name=f"{self.tunnel.name}-agent", daemon=True)
         self._thread.start()
         try:
+            await asyncio.shield(prepared)  # (its own bounds: the deadline is for the agent, once there is one)
             return await asyncio.wait_for(asyncio.shield(done), deadline)
         except asyncio.TimeoutError:
             self._give_up()

@@ -64,11 +64,18 @@ class CloudflareTunnel:
         self._aborted = threading.Event()
         self._lock = threading.Lock()
         self._reader: BinaryIO | None = None  # the agent's log, read as it grows
+        self._real: Path | None = None  # the agent program, its version checked (prepare)
 
     # -- Tunnel -------------------------------------------------------------------------------------------
-    def open(self, local_port: int, progress: Progress) -> Opened:
-        real = self._agent()
+    def prepare(self, progress: Progress) -> None:
+        self._real = self._agent()
         self._token = self._read_token() if self.hostname else None
+
+    def open(self, local_port: int, progress: Progress) -> Opened:
+        if self._real is None:
+            self.prepare(progress)
+        real = self._real
+        assert real is not None
         until = time.monotonic() + self.deadline
         agent.kill_recorded(self.run_dir, self.state_dir, NAME)  # one an earlier devhttps left behind
         progress("starting cloudflared")

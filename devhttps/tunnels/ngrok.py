@@ -51,13 +51,21 @@ class NgrokTunnel:
         self._config: Any = None
         self._token: str | None = None  # to mask in anything the agent says (it repeats a refused token)
         self._aborted = False
+        self._real: Path | None = None  # the agent program (prepare)
 
     # -- Tunnel -------------------------------------------------------------------------------------------
+    def prepare(self, progress: Progress) -> None:
+        _quiet_pyngrok()
+        self._real = self._agent(progress)
+
     def open(self, local_port: int, progress: Progress) -> Opened:
         from pyngrok import conf
 
-        _quiet_pyngrok()
-        real = self._agent(progress)
+        real = self._real
+        if real is None:
+            self.prepare(progress)
+            real = self._real
+        assert real is not None
         config = str(self._write_config())  # (its path is in the agent's command line: the agent's marker)
         cfg = conf.PyngrokConfig(ngrok_path=str(agent.launcher(real, self.run_dir, NAME, config)),
                                  config_path=config, config_version="2", request_timeout=10)

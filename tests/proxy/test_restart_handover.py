@@ -15,6 +15,7 @@ import pytest
 
 from devhttps.proxy.types import Origin
 from tests.proxy.conftest import Harness
+from tests.proxy.http_client import Conn
 from tests.proxy.test_faults import free_port
 
 
@@ -116,17 +117,21 @@ def test_requests_wait_while_the_old_run_stops_and_never_reach_it(handover):
     assert sorted(h.new.requests) == ["GET /during/0", "GET /during/1", "GET /during/2"]
 
 
+def dropped_by_the_old_run(h: Harness, request: bytes) -> Conn:
+    """A client whose request the old run read, and then, a restart begun, dropped without a byte of answer."""
+    c = h.client()
+    c.send(request)
+    line = request.split(b" HTTP/")[0].decode()
+    assert h.wait_for(lambda: h.old.requests == [line])
+    h.call(h.proxy.upstream_restarting)
+    h.call(h.old.let_go)
+    return c
+
+
 def test_a_request_the_stopping_run_dropped_unanswered_is_sent_to_the_new_run(handover):
     h = handover
-    c = h.client()
-    c.send(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert h.wait_for(lambda: h.old.requests == ["GET /hold"])
-    h.call(h.proxy.upstream_restarting)
-    h.call(h.old.let_go)  # closed without an answer: it never began the request
-    h.call(h.old.stop_listening)
-    h.call(h.proxy.upstream_stopped)
-    h.new = h.run(AppRun("new").start(h.app_port))
-    h.call(h.proxy.upstream_back)
+    c = dropped_by_the_old_run(h, b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    stop_old_start_new(h)
     reply = c.read_reply()
     assert (reply.status, reply.body) == (200, b"run new")
     assert h.new.requests == ["GET /hold"]
@@ -134,11 +139,7 @@ def test_a_request_the_stopping_run_dropped_unanswered_is_sent_to_the_new_run(ha
 
 def test_a_request_with_a_body_the_stopping_run_dropped_is_not_sent_twice(handover):
     h = handover
-    c = h.client()
-    c.send(b"POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-    assert h.wait_for(lambda: h.old.requests == ["POST /hold"])
-    h.call(h.proxy.upstream_restarting)
-    h.call(h.old.let_go)
+    c = dropped_by_the_old_run(h, b"POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
     reply = c.read_reply()
     assert reply.status == 502  # the old run may have acted on it: the client decides whether to send it again
     stop_old_start_new(h)
@@ -204,11 +205,7 @@ def test_a_request_waiting_for_a_run_still_waits_when_that_run_is_restarted_in_t
 
 def test_a_bodiless_post_the_stopping_run_dropped_is_not_sent_again(handover):
     h = handover
-    c = h.client()
-    c.send(b"POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")  # e.g. a "like" or a logout
-    assert h.wait_for(lambda: h.old.requests == ["POST /hold"])
-    h.call(h.proxy.upstream_restarting)
-    h.call(h.old.let_go)  # the old run may have acted on it before it closed
+    c = dropped_by_the_old_run(h, b"POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")  # a "like"
     assert c.read_reply().status == 502
     stop_old_start_new(h)
     assert h.new.requests == []

@@ -28,6 +28,7 @@ the flag's variable (TUNNEL_LOGLEVEL, TUNNEL_METRICS, TUNNEL_URL, ...):
 
 FAKE_CLOUDFLARED_MODE
   ok         as above; exits 0 on SIGTERM/SIGINT
+  no-box     as ok, but the log never shows the boxed URL: the metrics server's /quicktunnel is the only way to it
   no-edge    the URL and metrics, then "Failed to dial a quic connection" errors every second, never registered
   slow-edge  registered, but the public side answers Cloudflare's 530 page for FAKE_CLOUDFLARED_EDGE_DELAY s (2)
   hang       prints nothing and never exits until killed
@@ -38,7 +39,8 @@ FAKE_CLOUDFLARED_RECORD       JSON Lines, never the token: {"event": "invoked", 
                               "config_used" (the file read, or null), "config_text" (its text), "settings" (url,
                               metrics, loglevel, logfile, protocol, edge-ip-version, no-autoupdate as in effect),
                               "tunnel_env" (the TUNNEL_* names it got), "token" (TUNNEL_TOKEN was set: bool),
-                              "token_in_argv", "ppid"}, {"event": "started", "public_url", "metrics"},
+                              "token_in_argv", "ppid"}, {"event": "started", "public_url", "metrics", "boxed"},
+                              {"event": "asked", "path"} (a GET to the metrics server),
                               {"event": "exit", "code", "reason"[, "argv", "message"]}
 """
 
@@ -166,6 +168,7 @@ def metrics_server(hostname: str, address: str) -> ThreadingHTTPServer:
             pass
 
         def do_GET(self) -> None:
+            record("asked", path=self.path)
             routes = {"/quicktunnel": {"hostname": hostname}, "/ready": {"status": 200, "readyConnections": 1}}
             body = json.dumps(routes.get(self.path, {})).encode()
             self.send_response(200 if self.path in routes else 404)
@@ -255,7 +258,8 @@ def tunnel(argv: list[str], mode: str) -> int:
     delay = float(os.environ.get("FAKE_CLOUDFLARED_EDGE_DELAY") or 2) if mode == "slow-edge" else 0.0
     edge = Edge(get("url") or "", time.monotonic() + 0.3 + delay)
     public = f"{edge.scheme}://127.0.0.1:{edge.port}"
-    if not invocation.named:
+    boxed = not invocation.named and mode != "no-box"
+    if boxed:
         box = f"|  {public:<86}  |"
         border = "+" + "-" * (len(box) - 2) + "+"
         for line in (border, "|  Your quick Tunnel has been created! Visit it at (it may take some time to be "
@@ -272,7 +276,7 @@ def tunnel(argv: list[str], mode: str) -> int:
         return fail(1, f"Error opening metrics server listener: {problem}", "metrics")
     address = f"127.0.0.1:{metrics.server_address[1]}"
     log("INF", f"Starting metrics server on {address}/metrics")
-    record("started", public_url=public, metrics=address)
+    record("started", public_url=public, metrics=address, boxed=boxed)
     stop.wait(0.3)
     if mode == "no-edge":
         while not stop.wait(1.0):

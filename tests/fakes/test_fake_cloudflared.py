@@ -193,3 +193,15 @@ def test_a_quick_tunnel_needs_a_url(fake):
     assert result.stderr == "use `cloudflared tunnel run` to start tunnel 6ff42ae2-765d-4adf-8112-31c55c1551ef\n"
     fake.config(".cloudflared", "url: http://127.0.0.1:9\n")  # (a config file's url is one)
     assert fake.run("--no-autoupdate").event("started")
+
+
+def test_no_box_mode_gives_the_url_through_the_metrics_server_only(fake):
+    with fake.running(*QUICK, env={"FAKE_CLOUDFLARED_MODE": "no-box"}) as proc:
+        started = next(e for e in read_record(fake.record) if e["event"] == "started")
+        hostname = get_json(started["metrics"], "/quicktunnel")["hostname"]
+    assert proc.stderr is not None and proc.returncode == 0
+    stderr = proc.stderr.read()
+    assert started["boxed"] is False and started["public_url"] == f"http://{hostname}"
+    assert " INF Starting metrics server on " in stderr and " INF Registered tunnel connection" in stderr
+    assert "|" not in stderr and "://" not in stderr  # no box, and no URL anywhere in the log
+    assert [e["path"] for e in read_record(fake.record) if e["event"] == "asked"] == ["/quicktunnel"]

@@ -99,6 +99,19 @@ def test_a_users_tunnel_settings_never_reach_the_quick_tunnel(cloudflare_setup):
     assert gone(s)
 
 
+def test_without_the_boxed_url_in_the_log_the_metrics_servers_quicktunnel_gives_it(cloudflare_setup):
+    s = cloudflare_setup
+    with Devhttps(*s.args("--demo"), env={**s.env, "FAKE_CLOUDFLARED_MODE": "no-box"}) as dh:
+        ready = dh.wait_event("ready")
+        events = read_record(s.record)
+        started = next(e for e in events if e["event"] == "started")
+        assert started["boxed"] is False and ready["urls"][0].rstrip("/") == started["public_url"]
+        assert "/quicktunnel" in [e["path"] for e in events if e["event"] == "asked"]  # where devhttps found it
+        assert get(ready["urls"][0], s.ca_pem).status == 403  # the gate's answer: that URL reaches devhttps
+        assert dh.stop() == 0
+    assert gone(s)
+
+
 @pytest.mark.parametrize("mode, words", [
     ("exit", "Cloudflare cannot be reached from this machine"),
     ("no-edge", "Failed to dial a quic connection"),

@@ -3,31 +3,52 @@
 
   cloudflared --version | -v | version   ->  "cloudflared version 2026.8.2 (built 2026-08-20-0954 UTC)"
                                              (FAKE_CLOUDFLARED_VERSION)
-  cloudflared tunnel [--no-autoupdate] [--config P] [--metrics ADDR] [run] --url URL
-      A quick tunnel, or with `run` and TUNNEL_TOKEN a named one. Logs on stderr as the real one does (zerolog's
-      console format, see devhttps/tunnels/cloudflare_log.py): the disclaimer, the boxed URL, "Starting metrics
-      server on HOST:PORT/metrics", "Registered tunnel connection ...". Its metrics server answers
-      GET /quicktunnel with {"hostname": "127.0.0.1:PORT"} and GET /ready. The "public" side is a listener on
-      127.0.0.1 (TLS with FAKE_CLOUDFLARED_TLS_CERT/KEY, else plain) spliced byte for byte to URL (WebSocket and
-      event streams included); its URL is https://127.0.0.1:PORT.
+  cloudflared tunnel [FLAGS] [run [FLAGS]]
+      A quick tunnel, or with `run` and a token (--token, TUNNEL_TOKEN, --token-file) a named one. Logs on stderr
+      as the real one does (zerolog's console format, see devhttps/tunnels/cloudflare_log.py): the disclaimer,
+      the boxed URL, "Starting metrics server on HOST:PORT/metrics", "Registered tunnel connection ...". Its
+      metrics server answers GET /quicktunnel with {"hostname": "127.0.0.1:PORT"} and GET /ready. The "public"
+      side is a listener on 127.0.0.1 (TLS with FAKE_CLOUDFLARED_TLS_CERT/KEY, else plain) spliced byte for byte
+      to --url (WebSocket and event streams included); its URL is https://127.0.0.1:PORT.
+
+Its command line and settings are cloudflared's (fake_cloudflared_cli.py): `tunnel` defines --config,
+--no-autoupdate, --metrics, --url, --protocol/-p, --loglevel, --logfile, --edge-ip-version; `run` defines --url,
+--protocol/-p, --token, --token-file. Any other flag is urfave/cli's "Incorrect Usage. flag provided but not
+defined: -NAME" and help on stdout, exit status 0, as the real one does; --config naming a file that cannot be
+read: "open PATH: ..." on stderr, status 1. Without --config it reads the first of config.yml/config.yaml in
+~/.cloudflared, ~/.cloudflare-warp, ~/cloudflare-warp (HOME of its environment; not the system folders), and
+each top-level `key: value` of that file is the default of the flag of the same name, after the command line and
+the flag's variable (TUNNEL_LOGLEVEL, TUNNEL_METRICS, TUNNEL_URL, ...):
+  loglevel   debug, info (default), warn, error, fatal: at warn and above no INF line (no URL box, no metrics
+             address, no "Registered tunnel connection"); exit messages are printed all the same
+  logfile    the log lines also go to this file, as zerolog's JSON lines
+  metrics    the metrics server's HOST:PORT (default: 127.0.0.1 and a free port, never 20241-20245; a host that
+             is not loopback is taken as 127.0.0.1)
+  url        a quick tunnel needs one (command line, TUNNEL_URL or config), else the real exit message, status 1
 
 FAKE_CLOUDFLARED_MODE
   ok         as above; exits 0 on SIGTERM/SIGINT
+  no-box     as ok, but the log never shows the boxed URL: the metrics server's /quicktunnel is the only way to it
   no-edge    the URL and metrics, then "Failed to dial a quic connection" errors every second, never registered
   slow-edge  registered, but the public side answers Cloudflare's 530 page for FAKE_CLOUDFLARED_EDGE_DELAY s (2)
   hang       prints nothing and never exits until killed
   exit       cannot reach Cloudflare's API: the real exit message, status 1
   orphan     as ok, but ignores SIGTERM, SIGINT and SIGHUP: only SIGKILL ends it (it would outlive its parent)
-FAKE_CLOUDFLARED_VALID_TOKEN  with `run`: any other TUNNEL_TOKEN is refused ("Unauthorized"), exit 1
-FAKE_CLOUDFLARED_RECORD       JSON Lines, never the token: {"event": "invoked", "argv", "config", "config_text",
-                              "tunnel_env" (the TUNNEL_* names it got), "token" (bool), "token_in_argv", "ppid"},
-                              {"event": "started", "public_url", "metrics"}, {"event": "exit", "code", "reason"}
+FAKE_CLOUDFLARED_VALID_TOKEN  with `run`: any other token is refused ("Unauthorized"), exit 1
+FAKE_CLOUDFLARED_RECORD       JSON Lines, never the token: {"event": "invoked", "argv", "config" (--config),
+                              "config_used" (the file read, or null), "config_text" (its text), "settings" (url,
+                              metrics, loglevel, logfile, protocol, edge-ip-version, no-autoupdate as in effect),
+                              "tunnel_env" (the TUNNEL_* names it got), "token" (TUNNEL_TOKEN was set: bool),
+                              "token_in_argv", "ppid"}, {"event": "started", "public_url", "metrics", "boxed"},
+                              {"event": "asked", "path"} (a GET to the metrics server),
+                              {"event": "exit", "code", "reason"[, "argv", "message"]}
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -40,21 +61,49 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-if __name__ == "__main__":  # run as a program: the project's root on the path, for the module below
+if __name__ == "__main__":  # run as a program: the project's root on the path, for the modules below
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.fakes import fake_cloudflared_cli as cli
 from tests.fakes.fake_ngrok import _pump, read_record  # (the same splice, and the same record format)
 
 FAKE_CLOUDFLARED = Path(__file__).resolve()
 DISCLAIMER = ("Thank you for trying Cloudflare Tunnel. Doing so, without a Cloudflare account, is a quick way to "
               "experiment and try it out. However, be aware that these account-less Tunnels have no uptime guarantee")
 PAGE_530 = b"<!DOCTYPE html><title>Cloudflare Tunnel error | trycloudflare.com</title><h1>Error 1033</h1>"
+NO_URL = ("You did not specify any valid additional argument to the cloudflared tunnel command.\n\nIf you are trying "
+          "to run a Quick Tunnel then you need to explicitly pass the --url flag.\nEg. cloudflared tunnel --url "
+          "localhost:8080/.\n\nPlease note that Quick Tunnels are meant to be ephemeral and should only be used for "
+          "testing purposes.\nFor production usage, we recommend creating Named Tunnels. (https://developers."
+          "cloudflare.com/cloudflare-one/connections/connect-apps/install-and-setup/tunnel-guide/)")
+LEVELS = {"trace": -1, "debug": 0, "info": 1, "warn": 2, "error": 3, "fatal": 4, "panic": 5, "disabled": 7}
+_LINE_LEVELS = {"DBG": "debug", "INF": "info", "WRN": "warn", "ERR": "error", "FTL": "fatal"}
 __all__ = ["FAKE_CLOUDFLARED", "read_record"]
 
 
+class _Log:
+    level = LEVELS["info"]
+    file: str | None = None
+    bad_level_said = False
+
+
+def configure_log(loglevel: str | None, logfile: str | None) -> None:
+    """zerolog's minimum level (an unknown one is info, said once) and the --logfile copy."""
+    name = (loglevel or "info").lower()
+    _Log.level, _Log.file = LEVELS.get(name, LEVELS["info"]), logfile or None
+    if name not in LEVELS and not _Log.bad_level_said:
+        _Log.bad_level_said = True
+        log("ERR", f'Failed to parse log level "{loglevel}", using "info" instead')
+
+
 def log(level: str, message: str) -> None:
+    if LEVELS[_LINE_LEVELS[level]] < _Log.level:
+        return
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with contextlib.suppress(OSError):
         os.write(2, f"{stamp} {level} {message}\n".encode())
+    if _Log.file:
+        with contextlib.suppress(OSError), open(_Log.file, "a") as f:
+            f.write(json.dumps({"level": _LINE_LEVELS[level], "time": stamp, "message": message}) + "\n")
 
 
 def record(event: str, **fields: object) -> None:
@@ -62,6 +111,14 @@ def record(event: str, **fields: object) -> None:
     if path:
         with open(path, "a") as f:
             f.write(json.dumps({"event": event, "pid": os.getpid(), **fields}) + "\n")
+
+
+def fail(code: int, message: str, reason: str) -> int:
+    """An exit message as urfave/cli prints an action's error: no level, on stderr."""
+    with contextlib.suppress(OSError):
+        os.write(2, message.encode() + b"\n")
+    record("exit", code=code, reason=reason)
+    return code
 
 
 class Edge:
@@ -105,12 +162,13 @@ class Edge:
             writer.close()
 
 
-def metrics_server(hostname: str) -> ThreadingHTTPServer:
+def metrics_server(hostname: str, address: str) -> ThreadingHTTPServer:
     class Metrics(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:  # the base class's signature
             pass
 
         def do_GET(self) -> None:
+            record("asked", path=self.path)
             routes = {"/quicktunnel": {"hostname": hostname}, "/ready": {"status": 200, "readyConnections": 1}}
             body = json.dumps(routes.get(self.path, {})).encode()
             self.send_response(200 if self.path in routes else 404)
@@ -118,65 +176,108 @@ def metrics_server(hostname: str) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    server = ThreadingHTTPServer(listen_address(address), Metrics)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
-def flag(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
+def listen_address(address: str) -> tuple[str, int]:
+    """--metrics HOST:PORT, on loopback only: "localhost", no host or one not on loopback is 127.0.0.1. The
+    default (localhost:0) is a free port: cloudflared tries 20241-20245 first, a test must not."""
+    host, _, port = address.rpartition(":")
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+        loopback = ip.is_loopback and ip.version == 4
+    except ValueError:
+        loopback = False
+    return (host if loopback else "127.0.0.1", int(port))
 
 
 def tunnel(argv: list[str], mode: str) -> int:
-    token = os.environ.get("TUNNEL_TOKEN")
-    named = "run" in argv
-    config = flag(argv, "--config")
-    record("invoked", argv=argv, config=config, config_text=Path(config).read_text() if config else None,
-           tunnel_env=sorted(k for k in os.environ if k.startswith("TUNNEL_")), token=bool(token),
-           token_in_argv=bool(token) and any(token in a for a in argv), ppid=os.getppid())
+    env = os.environ
+    try:
+        invocation = cli.parse(argv)
+    except (cli.UsageError, cli.HelpAsked) as exc:  # on stdout, status 0: cloudflared ignores app.Run's error
+        sys.stdout.write(str(exc))
+        sys.stdout.flush()
+        problem = exc.problem if isinstance(exc, cli.UsageError) else None
+        record("exit", code=0, reason="usage" if problem else "help", argv=argv, message=problem)
+        return 0
+    except ValueError as exc:
+        return fail(2, str(exc), "unsupported")
+    config: dict[str, str] = {}
+
+    def get(name: str) -> str | None:
+        return cli.setting(name, invocation, env, config)
+
+    configure_log(get("loglevel"), get("logfile"))  # (the logger that reads the config file)
+    given = invocation.tunnel.get("config")
+    path = cli.default_config(env) if given is None else Path(given) if given else None  # (--config "": none)
+    text, values = None, None
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            return fail(1, f"open {path}: {(exc.strerror or str(exc)).lower()}", "config")
+        values = cli.read_config(text)
+        if values is None:
+            log("ERR", f"Configuration file {path} was empty")
+        config.update(values or {})
+        configure_log(get("loglevel"), get("logfile"))
+    token = get("token") if invocation.named else None
+    if invocation.named and not token and (token_file := get("token-file")):
+        with contextlib.suppress(OSError):
+            token = Path(token_file).read_text().strip()
+    secrets = [secret for secret in (env.get("TUNNEL_TOKEN"), token) if secret]
+    record("invoked", argv=argv, config=given, config_used=str(path) if path else None, config_text=text,
+           settings={name: get(name) for name in cli.RECORDED},
+           tunnel_env=sorted(k for k in env if k.startswith("TUNNEL_")), token=bool(env.get("TUNNEL_TOKEN")),
+           token_in_argv=any(secret in arg for secret in secrets for arg in argv), ppid=os.getppid())
     if mode == "hang":
         while True:
             time.sleep(60)
-    if mode == "orphan":
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-    if named:
+    stop = threading.Event()  # (SIGTERM and SIGINT end it gracefully from here on)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if mode == "orphan" else ():
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGINT) if mode != "orphan" else ():
+        signal.signal(sig, lambda *_: stop.set())
+    if invocation.named:
         valid = os.environ.get("FAKE_CLOUDFLARED_VALID_TOKEN")
         if not token or (valid and token != valid):
             log("ERR", "Register tunnel error from server side error=\"Unauthorized: Invalid tunnel secret\"")
-            os.write(2, b"Unauthorized: Invalid tunnel secret\n")
-            record("exit", code=1, reason="token")
-            return 1
+            return fail(1, "Unauthorized: Invalid tunnel secret", "token")
     else:
+        if not cli.quick_url_set(invocation, env, config):  # (checked before anything is logged)
+            ref = config.get("tunnel")
+            return fail(1, f"use `cloudflared tunnel run` to start tunnel {ref}" if ref else NO_URL, "no-url")
         log("INF", DISCLAIMER)
         log("INF", "Requesting new quick Tunnel on trycloudflare.com...")
         if mode == "exit":
-            os.write(2, b'failed to request quick Tunnel: Post "https://api.trycloudflare.com/tunnel": dial tcp: '
-                        b"lookup api.trycloudflare.com on 127.0.0.53:53: no such host\n")
-            record("exit", code=1, reason="exit")
-            return 1
+            return fail(1, 'failed to request quick Tunnel: Post "https://api.trycloudflare.com/tunnel": dial tcp: '
+                           "lookup api.trycloudflare.com on 127.0.0.53:53: no such host", "exit")
     delay = float(os.environ.get("FAKE_CLOUDFLARED_EDGE_DELAY") or 2) if mode == "slow-edge" else 0.0
-    edge = Edge(flag(argv, "--url") or "http://localhost:8080", time.monotonic() + 0.3 + delay)
+    edge = Edge(get("url") or "", time.monotonic() + 0.3 + delay)
     public = f"{edge.scheme}://127.0.0.1:{edge.port}"
-    if not named:
+    boxed = not invocation.named and mode != "no-box"
+    if boxed:
         box = f"|  {public:<86}  |"
         border = "+" + "-" * (len(box) - 2) + "+"
         for line in (border, "|  Your quick Tunnel has been created! Visit it at (it may take some time to be "
                      "reachable):  |", box, border):
             log("INF", line)
-    metrics = metrics_server(f"127.0.0.1:{edge.port}")
+    if values is None and not invocation.named:  # no config file, or an empty one (no source then either)
+        log("INF", cli.NO_CONFIG_FILE)
+    laddr = get("metrics") or "localhost:0"
+    try:
+        metrics = metrics_server(f"127.0.0.1:{edge.port}", laddr)
+    except (OSError, ValueError) as exc:
+        problem = f"failed to bind to address ({laddr}): {exc}"
+        log("ERR", f'Error opening metrics server listener error="{problem}"')
+        return fail(1, f"Error opening metrics server listener: {problem}", "metrics")
     address = f"127.0.0.1:{metrics.server_address[1]}"
     log("INF", f"Starting metrics server on {address}/metrics")
-    record("started", public_url=public, metrics=address)
-    time.sleep(0.3)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set()) if mode != "orphan" else None
-    signal.signal(signal.SIGINT, lambda *_: stop.set()) if mode != "orphan" else None
+    record("started", public_url=public, metrics=address, boxed=boxed)
+    stop.wait(0.3)
     if mode == "no-edge":
         while not stop.wait(1.0):
             log("ERR", 'Failed to dial a quic connection error="failed to dial to edge with quic: timeout: no '

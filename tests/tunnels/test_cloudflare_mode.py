@@ -80,15 +80,35 @@ def test_a_users_tunnel_settings_never_reach_the_quick_tunnel(cloudflare_setup):
     s = cloudflare_setup
     config = s.home / ".cloudflared" / "config.yml"
     config.parent.mkdir()
-    config.write_text("tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\ningress:\n  - service: http://127.0.0.1:1\n")
-    env = {**s.env, "TUNNEL_TOKEN": NAMED_TOKEN, "TUNNEL_URL": "http://127.0.0.1:1", "TUNNEL_HOSTNAME": "x.test"}
+    log_file = s.home / "cloudflared.log"
+    # Read by cloudflared, loglevel alone would hide the URL and the metrics address from devhttps (no INF line)
+    config.write_text(f"tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\nloglevel: error\nlogfile: {log_file}\n"
+                      "ingress:\n  - service: http://127.0.0.1:1\n")
+    env = {**s.env, "TUNNEL_TOKEN": NAMED_TOKEN, "TUNNEL_URL": "http://127.0.0.1:1", "TUNNEL_HOSTNAME": "x.test",
+           "TUNNEL_LOGLEVEL": "fatal"}  # (each TUNNEL_* variable is a cloudflared flag)
     with Devhttps(*s.args("--demo"), env=env) as dh:
         ready = dh.wait_event("ready")
         assert get(ready["urls"][0], s.ca_pem).status == 403  # the gate's answer: the tunnel reaches devhttps
         assert dh.stop() == 0
     invoked = next(e for e in read_record(s.record) if e["event"] == "invoked")
+    assert invoked["config_used"] == invoked["config"] != str(config)  # devhttps's own file, never the user's
+    assert invoked["settings"]["loglevel"] == "info" and invoked["settings"]["logfile"] is None
+    assert not log_file.exists()
     assert invoked["tunnel_env"] == [] and invoked["token"] is False
     assert str(config) not in invoked["argv"] and NAMED_TOKEN not in cmdlines()
+    assert gone(s)
+
+
+def test_without_the_boxed_url_in_the_log_the_metrics_servers_quicktunnel_gives_it(cloudflare_setup):
+    s = cloudflare_setup
+    with Devhttps(*s.args("--demo"), env={**s.env, "FAKE_CLOUDFLARED_MODE": "no-box"}) as dh:
+        ready = dh.wait_event("ready")
+        events = read_record(s.record)
+        started = next(e for e in events if e["event"] == "started")
+        assert started["boxed"] is False and ready["urls"][0].rstrip("/") == started["public_url"]
+        assert "/quicktunnel" in [e["path"] for e in events if e["event"] == "asked"]  # where devhttps found it
+        assert get(ready["urls"][0], s.ca_pem).status == 403  # the gate's answer: that URL reaches devhttps
+        assert dh.stop() == 0
     assert gone(s)
 
 

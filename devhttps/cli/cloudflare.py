@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from devhttps.tunnels.base import Tunnel
 
 NAME = "cloudflare"
+PROTOCOLS = ("auto", "quic", "http2")  # cloudflared's --protocol
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -37,6 +38,9 @@ def _own_options(p: argparse.ArgumentParser) -> None:
                         "public hostname, e.g. phone.example.com (default: a quick tunnel)")
     p.add_argument("--token-file", metavar="FILE", type=Path,
                    help="with --hostname: read the tunnel token from this file instead of TUNNEL_TOKEN")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="auto",
+                   help="how cloudflared reaches Cloudflare: auto (QUIC, and HTTP/2 when QUIC fails; the default), "
+                        "quic, or http2 (TCP only: for a network that blocks UDP)")
 
 
 def config(ns: argparse.Namespace) -> PublicConfig:
@@ -48,12 +52,13 @@ def config(ns: argparse.Namespace) -> PublicConfig:
     path: Path | None = ns.cloudflared_path
     token_file: Path | None = ns.token_file
     deadline: float = ns.timeout
+    protocol: str = ns.protocol
 
     def tunnel(run_dir: Path, state_dir: Path | None, env: Mapping[str, str]) -> Tunnel:
         from devhttps.tunnels.cloudflare import CloudflareTunnel
 
         return CloudflareTunnel(run_dir=run_dir, state_dir=state_dir, env=env, cloudflared_path=path,
-                                hostname=hostname, token_file=token_file, deadline=deadline)
+                                hostname=hostname, token_file=token_file, deadline=deadline, protocol=protocol)
 
     return public_mode.config(ns, tunnel)
 

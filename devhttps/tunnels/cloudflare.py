@@ -53,10 +53,11 @@ class CloudflareTunnel:
 
     def __init__(self, *, run_dir: Path, state_dir: Path | None, env: Mapping[str, str],
                  cloudflared_path: Path | None = None, hostname: str | None = None, token_file: Path | None = None,
-                 deadline: float = 60.0) -> None:
+                 deadline: float = 60.0, protocol: str = "auto") -> None:
         self.run_dir, self.state_dir, self.env = run_dir, state_dir, env
         self.cloudflared_path, self.hostname, self.token_file = cloudflared_path, hostname, token_file
         self.timeout = deadline
+        self.protocol = protocol  # cloudflared's --protocol: auto, quic or http2
         self.deadline = max(deadline - 1.5, deadline * 0.8)  # before the session's own: this one says more
         self.carries_sse = hostname is not None  # Cloudflare: quick tunnels do not carry Server-Sent Events
         self._proc: subprocess.Popen[bytes] | None = None
@@ -159,7 +160,8 @@ class CloudflareTunnel:
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("# devhttps: no settings from ~/.cloudflared\n{}\n")
-        head = ["tunnel", "--no-autoupdate", "--config", str(config), "--metrics", "127.0.0.1:0"]
+        head = ["tunnel", "--no-autoupdate", "--config", str(config), "--metrics", "127.0.0.1:0",
+                *(["--protocol", self.protocol] if self.protocol != "auto" else [])]
         tail = ["run"] if self.hostname else []
         argv = [str(agent.launcher(real, self.run_dir, NAME, str(config))), *head, *tail,
                 "--url", f"http://127.0.0.1:{local_port}"]

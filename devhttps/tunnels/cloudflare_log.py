@@ -101,8 +101,8 @@ def cannot_reach(detail: str) -> DevhttpsError:
     return DevhttpsError(f"could not open the cloudflare tunnel: Cloudflare cannot be reached from this machine "
                          f"({detail})",
                          "check the internet connection; cloudflared needs outbound port 7844 (UDP for QUIC, or "
-                         "TCP with --protocol http2 in its config) and 443; or use local mode (`devhttps`) on the "
-                         "same network")
+                         "TCP: where UDP is blocked, add --protocol http2) and 443; or use local mode (`devhttps`) "
+                         "on the same network")
 
 
 def too_old(found: tuple[int, int, int], path: str) -> DevhttpsError:

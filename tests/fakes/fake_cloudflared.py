@@ -29,7 +29,8 @@ the flag's variable (TUNNEL_LOGLEVEL, TUNNEL_METRICS, TUNNEL_URL, ...):
 FAKE_CLOUDFLARED_MODE
   ok         as above; exits 0 on SIGTERM/SIGINT
   no-box     as ok, but the log never shows the boxed URL: the metrics server's /quicktunnel is the only way to it
-  no-edge    the URL and metrics, then "Failed to dial a quic connection" errors every second, never registered
+  no-edge    the URL and metrics, then "Failed to dial a quic connection" errors every second, never registered;
+             with --protocol http2 registered at once (a network that blocks UDP, not TCP)
   slow-edge  registered, but the public side answers Cloudflare's 530 page for FAKE_CLOUDFLARED_EDGE_DELAY s (2)
   hang       prints nothing and never exits until killed
   exit       cannot reach Cloudflare's API: the real exit message, status 1
@@ -278,14 +279,15 @@ def tunnel(argv: list[str], mode: str) -> int:
     log("INF", f"Starting metrics server on {address}/metrics")
     record("started", public_url=public, metrics=address, boxed=boxed)
     stop.wait(0.3)
-    if mode == "no-edge":
+    protocol = "http2" if get("protocol") == "http2" else "quic"
+    if mode == "no-edge" and protocol == "quic":  # (UDP is what is blocked: HTTP/2 over TCP gets through)
         while not stop.wait(1.0):
             log("ERR", 'Failed to dial a quic connection error="failed to dial to edge with quic: timeout: no '
                        'recent network activity" connIndex=0 event=0 ip=198.41.192.7')
             log("INF", "Retrying connection in up to 2s connIndex=0 event=0 ip=198.41.192.7")
     else:
         log("INF", "Registered tunnel connection connIndex=0 connection=3c4d5e6f event=0 ip=198.41.192.7 "
-                   "location=ams08 protocol=quic")
+                   f"location=ams08 protocol={protocol}")
         stop.wait()
     log("INF", "Initiating graceful shutdown due to signal terminated ...")
     record("exit", code=0, reason="signal")

@@ -127,6 +127,21 @@ def test_each_agent_failure_is_one_plain_error_within_the_deadline(cloudflare_se
     assert gone(s)
 
 
+def test_where_udp_is_blocked_the_error_says_protocol_http2_and_that_gets_through(cloudflare_setup):
+    s = cloudflare_setup
+    blocked = {**s.env, "FAKE_CLOUDFLARED_MODE": "no-edge"}  # QUIC never connects; HTTP/2 over TCP would
+    result, error = fails(s, *s.args("--demo", "--timeout", "4"), env=blocked)
+    assert result.returncode == 1 and "add --protocol http2" in error["hint"]
+    with Devhttps(*s.args("--demo", "--protocol", "http2"), env=blocked) as dh:
+        ready = dh.wait_event("ready")
+        assert get(ready["urls"][0], s.ca_pem).status == 403  # the gate's answer: through the tunnel
+        assert dh.stop() == 0
+    runs = [e for e in read_record(s.record) if e["event"] == "invoked"]
+    assert [run["settings"]["protocol"] for run in runs] == ["auto", "http2"]  # (auto: not passed at all)
+    assert "--protocol" not in runs[0]["argv"]
+    assert gone(s)
+
+
 def test_an_edge_that_answers_late_is_waited_for_and_one_that_never_does_is_reported(cloudflare_setup):
     s = cloudflare_setup
     late = {**s.env, "FAKE_CLOUDFLARED_MODE": "slow-edge", "FAKE_CLOUDFLARED_EDGE_DELAY": "2"}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from devhttps.base.errors import DevhttpsError
-from devhttps.tunnels import agent, reach
+from devhttps.tunnels import agent, cloudflare_routes, reach
 from devhttps.tunnels.base import Opened, Progress
 from devhttps.tunnels.cloudflare_log import (
     MIN_VERSION,
@@ -66,6 +66,7 @@ class CloudflareTunnel:
         self._lock = threading.Lock()
         self._reader: BinaryIO | None = None  # the agent's log, read as it grows
         self._real: Path | None = None  # the agent program, its version checked (prepare)
+        self._port = 0  # devhttps's loopback listener, where the tunnel must lead
 
     # -- Tunnel -------------------------------------------------------------------------------------------
     def prepare(self, progress: Progress) -> None:
@@ -80,6 +81,7 @@ class CloudflareTunnel:
         until = time.monotonic() + self.deadline
         agent.kill_recorded(self.run_dir, self.state_dir, NAME)  # one an earlier devhttps left behind
         progress("starting cloudflared")
+        self._port = local_port
         log = AgentLog()
         self._start(real, local_port)
         url = self._wait(log, progress, until, lambda: self._url(log), "public URL")
@@ -215,6 +217,8 @@ class CloudflareTunnel:
         if code is not None:
             self._read(log, final=True)  # (its last words)
             raise exited(log, code)
+        if self.hostname and log.remote_config is not None:  # a dashboard-managed tunnel: are we its route?
+            cloudflare_routes.check(log.remote_config, self.hostname, self._port)
 
     def _url(self, log: AgentLog) -> str | None:
         if self.hostname:

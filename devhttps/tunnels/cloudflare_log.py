@@ -9,6 +9,7 @@ a box (cliutil.LogTable): ``INF |  https://some-words.trycloudflare.com  |``; th
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ _METRICS = re.compile(r"Starting metrics server on (\S+?)/metrics")
 # protocol: quic" (the minimum version, 2022.3.0, prints that).
 _REGISTERED = re.compile(r"Registered tunnel connection|Connection \S+ registered")
 _LEVEL = re.compile(r"^\S+\s+(DBG|INF|WRN|ERR|FTL)\s+(.*)$")
+# A dashboard-managed tunnel's routes, as the edge pushed them (orchestration/orchestrator.go):
+# ``Updated to new configuration config="{\"ingress\":[...]}" version=3``, the JSON in a quoted Go string.
+_CONFIG = re.compile(r'\bconfig="((?:[^"\\]|\\.)*)"')
 _OFFLINE = re.compile(r"no such host|network is unreachable|i/o timeout|connection refused|timeout: no recent|"
                       r"failed to dial|DNS query failed|dial tcp|dial udp|TLS handshake timeout", re.IGNORECASE)
 
@@ -61,6 +65,7 @@ class AgentLog:
     url: str | None = None  # the quick tunnel's https:// URL, from its box
     metrics: str | None = None  # HOST:PORT of its metrics server
     registered: bool = False  # a connection to Cloudflare's edge is up
+    remote_config: str | None = None  # a dashboard-managed tunnel's configuration (JSON), as the edge sent it
     errors: list[str] = field(default_factory=list)  # ERR/FTL messages, and unlevelled lines (the exit message)
 
     def feed(self, raw: str) -> None:
@@ -75,12 +80,23 @@ class AgentLog:
             self.metrics = metrics[1]
         elif _REGISTERED.search(text):
             self.registered = True
+        elif text.startswith("Updated to new configuration") and (config := _CONFIG.search(text)):
+            self.remote_config = _unquote(config[1])
         elif level is None or level[1] in ("ERR", "FTL"):
             self.errors.append(text)
 
     @property
     def last_error(self) -> str | None:
         return self.errors[-1][:300] if self.errors else None
+
+
+def _unquote(quoted: str) -> str | None:
+    """The text of a Go-quoted string's inside (JSON string escapes are a superset of what it holds here)."""
+    try:
+        text = json.loads(f'"{quoted}"')
+    except ValueError:
+        return None
+    return text if isinstance(text, str) else None
 
 
 def exited(log: AgentLog, code: int | None) -> DevhttpsError:

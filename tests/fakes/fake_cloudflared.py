@@ -36,6 +36,9 @@ FAKE_CLOUDFLARED_MODE
   exit       cannot reach Cloudflare's API: the real exit message, status 1
   orphan     as ok, but ignores SIGTERM, SIGINT and SIGHUP: only SIGKILL ends it (it would outlive its parent)
 FAKE_CLOUDFLARED_VALID_TOKEN  with `run`: any other token is refused ("Unauthorized"), exit 1
+FAKE_CLOUDFLARED_REMOTE_CONFIG  with `run`: a dashboard-managed tunnel; this JSON ({"ingress": [...]}) is logged
+                              as the edge's "Updated to new configuration", and the connection's line only 30 s
+                              later (in reality it comes first), so that no test ever looks the hostname up
 FAKE_CLOUDFLARED_RECORD       JSON Lines, never the token: {"event": "invoked", "argv", "config" (--config),
                               "config_used" (the file read, or null), "config_text" (its text), "settings" (url,
                               metrics, loglevel, logfile, protocol, edge-ip-version, no-autoupdate as in effect),
@@ -286,6 +289,10 @@ def tunnel(argv: list[str], mode: str) -> int:
                        'recent network activity" connIndex=0 event=0 ip=198.41.192.7')
             log("INF", "Retrying connection in up to 2s connIndex=0 event=0 ip=198.41.192.7")
     else:
+        remote = os.environ.get("FAKE_CLOUDFLARED_REMOTE_CONFIG")
+        if invocation.named and remote:  # a dashboard-managed tunnel: the edge sends its routes (logged first here)
+            log("INF", f"Updated to new configuration config={json.dumps(remote)} version=1")
+            stop.wait(30)  # (and the connection's line long after: nothing would look the hostname up meanwhile)
         log("INF", "Registered tunnel connection connIndex=0 connection=3c4d5e6f event=0 ip=198.41.192.7 "
                    f"location=ams08 protocol={protocol}")
         stop.wait()

@@ -3,6 +3,7 @@ its loopback "public" HTTPS side), a phone's requests through it, all on loopbac
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -201,6 +202,20 @@ def test_a_named_tunnels_token_goes_by_environment_only(cloudflare_setup, tmp_pa
     assert invoked["tunnel_env"] == ["TUNNEL_TOKEN"]
     result, error = fails(s, *s.args("--demo", "--token-file", str(token_file)), env=s.env)
     assert result.returncode == 2 and "without --hostname" in error["message"]
+    assert gone(s)
+
+
+def test_a_dashboard_managed_tunnel_that_bypasses_devhttps_is_refused_at_once(cloudflare_setup, tmp_path):
+    s = cloudflare_setup
+    token_file = tmp_path / "token"
+    token_file.write_text(NAMED_TOKEN + "\n")
+    routes = json.dumps({"ingress": [{"hostname": "phone.example.com", "service": "http://localhost:8080"},
+                                      {"service": "http_status:404"}]})
+    env = {**s.env, "FAKE_CLOUDFLARED_REMOTE_CONFIG": routes}
+    result, error = fails(s, *s.args("--demo", "--hostname", "phone.example.com", "--token-file", str(token_file),
+                                     "--timeout", "10"), env=env)
+    assert result.returncode == 1 and "managed in the Cloudflare dashboard" in error["message"]
+    assert "http://localhost:8080" in error["message"] and "cloudflared tunnel create" in error["hint"]
     assert gone(s)
 
 

@@ -216,7 +216,7 @@ class CloudflareTunnel:
         code = self._proc.poll() if self._proc is not None else None
         if code is not None:
             self._read(log, final=True)  # (its last words)
-            raise exited(log, code)
+            raise exited(log, code, self.protocol)
         if self.hostname and log.remote_config is not None:  # a dashboard-managed tunnel: are we its route?
             cloudflare_routes.check(log.remote_config, self.hostname, self._port)
 
@@ -249,7 +249,7 @@ class CloudflareTunnel:
     def _timed_out(self, log: AgentLog, what: str) -> DevhttpsError:
         waited = f"within {self.timeout:g} s"
         if what == "edge connection":
-            return cannot_reach(log.last_error or f"no connection to Cloudflare's edge {waited}")
+            return cannot_reach(log.last_error or f"no connection to Cloudflare's edge {waited}", self.protocol)
         said = f"; its last error: {log.last_error}" if log.last_error else " (it printed nothing)"
         return DevhttpsError(f"could not open the cloudflare tunnel: cloudflared gave no {what} {waited}{said}",
                              "check this machine's internet connection, run again with --debug, or use local mode "

@@ -9,7 +9,6 @@ a box (cliutil.LogTable): ``INF |  https://some-words.trycloudflare.com  |``; th
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -81,7 +80,7 @@ class AgentLog:
         elif _REGISTERED.search(text):
             self.registered = True
         elif text.startswith("Updated to new configuration") and (config := _CONFIG.search(text)):
-            self.remote_config = _unquote(config[1])
+            self.remote_config = go_unquote(config[1]) or self.remote_config
         elif level is None or level[1] in ("ERR", "FTL"):
             self.errors.append(text)
 
@@ -90,20 +89,25 @@ class AgentLog:
         return self.errors[-1][:300] if self.errors else None
 
 
-def _unquote(quoted: str) -> str | None:
-    """The text of a Go-quoted string's inside (JSON string escapes are a superset of what it holds here)."""
+_GO_ESCAPE = re.compile(r'\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[abfnrtv\\"\'])')
+_GO_SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",
+              '"': '"', "'": "'"}
+
+
+def go_unquote(quoted: str) -> str | None:
+    """The text of a Go-quoted string's inside (strconv.Quote, as zerolog's console writer quotes a field);
+    None when a character is not one strconv.Quote writes."""
     try:
-        text = json.loads(f'"{quoted}"')
-    except ValueError:
+        return _GO_ESCAPE.sub(lambda m: _GO_SIMPLE.get(m[1]) or chr(int(m[1][1:], 16)), quoted)
+    except ValueError:  # (a code point beyond Unicode)
         return None
-    return text if isinstance(text, str) else None
 
 
-def exited(log: AgentLog, code: int | None) -> DevhttpsError:
+def exited(log: AgentLog, code: int | None, protocol: str = "auto") -> DevhttpsError:
     """The error for an agent that ended while devhttps waited for it."""
     detail = log.last_error or f"it exited with status {code}"
     if _OFFLINE.search(detail):
-        return cannot_reach(detail)
+        return cannot_reach(detail, protocol)
     if "Unauthorized" in detail or "invalid tunnel secret" in detail or "token" in detail.lower():
         return DevhttpsError(f"could not open the cloudflare tunnel: Cloudflare refused the tunnel token ({detail})",
                              "print the token again with `cloudflared tunnel token NAME` (a locally managed "
@@ -113,12 +117,13 @@ def exited(log: AgentLog, code: int | None) -> DevhttpsError:
                          "run again with --debug, or try `cloudflared tunnel --url http://127.0.0.1:8080` by hand")
 
 
-def cannot_reach(detail: str) -> DevhttpsError:
+def cannot_reach(detail: str, protocol: str = "auto") -> DevhttpsError:
+    port = ("TCP port 7844 (HTTP/2, as --protocol http2 asks)" if protocol == "http2"
+            else "port 7844 (UDP for QUIC, or TCP: where UDP is blocked, add --protocol http2)")
     return DevhttpsError(f"could not open the cloudflare tunnel: Cloudflare cannot be reached from this machine "
                          f"({detail})",
-                         "check the internet connection; cloudflared needs outbound port 7844 (UDP for QUIC, or "
-                         "TCP: where UDP is blocked, add --protocol http2) and 443; or use local mode (`devhttps`) "
-                         "on the same network")
+                         f"check the internet connection; cloudflared needs outbound {port} and 443; or use local "
+                         "mode (`devhttps`) on the same network")
 
 
 def too_old(found: tuple[int, int, int], path: str) -> DevhttpsError:

@@ -9,7 +9,6 @@ access gate, or not at all: devhttps says so at once, instead of waiting for the
 from __future__ import annotations
 
 import json
-from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
 from devhttps.base.errors import DevhttpsError
@@ -17,10 +16,11 @@ from devhttps.base.errors import DevhttpsError
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 
-def route_for(config_json: str, hostname: str) -> str | None:
-    """The service the first ingress rule matching ``hostname`` sends it to (as cloudflared matches: the rule's
-    hostname exactly, or a leading ``*.`` wildcard, or no hostname at all); None when the text is not a
-    configuration with ingress rules."""
+def routes_for(config_json: str, hostname: str) -> list[tuple[str, str | None]] | None:
+    """The (service, path pattern) of each ingress rule a request for ``hostname`` may meet, in cloudflared's order
+    (ingress.FindMatchingRule): the rules whose host matches, up to the first one without a path, which takes every
+    path left; past the last rule, cloudflared falls back to the last one, and with no rules at all answers 503.
+    None when the text is not a configuration with ingress rules."""
     try:
         config = json.loads(config_json)
     except ValueError:
@@ -28,13 +28,27 @@ def route_for(config_json: str, hostname: str) -> str | None:
     rules = config.get("ingress") if isinstance(config, dict) else None
     if not isinstance(rules, list):
         return None
+    rules = [rule for rule in rules if isinstance(rule, dict)]
+    if not rules:
+        return [("http_status:503", None)]
+    found: list[tuple[str, str | None]] = []
     for rule in rules:
-        if not isinstance(rule, dict):
+        if not _host_matches(str(rule.get("hostname") or ""), hostname):
             continue
-        pattern = str(rule.get("hostname") or "*").lower()
-        if pattern == "*" or pattern == hostname.lower() or fnmatchcase(hostname.lower(), pattern):
-            return str(rule.get("service") or "")
-    return "http_status:404"  # (cloudflared's own catch-all when no rule matches)
+        path = str(rule.get("path") or "") or None
+        found.append((str(rule.get("service") or ""), path))
+        if path is None:
+            return found
+    return [*found, (str(rules[-1].get("service") or ""), None)]
+
+
+def _host_matches(rule_host: str, hostname: str) -> bool:
+    """cloudflared's Rule.Matches for the host: none or ``*`` matches all; else the name itself, or ``*.`` and
+    any name ending in the rest (hostnames compared without case)."""
+    rule_host, hostname = rule_host.lower(), hostname.lower()
+    if rule_host in ("", "*") or rule_host == hostname:
+        return True
+    return rule_host.startswith("*.") and hostname.endswith(rule_host[1:])
 
 
 def reaches(service: str, port: int) -> bool:
@@ -47,15 +61,17 @@ def reaches(service: str, port: int) -> bool:
 
 
 def check(config_json: str, hostname: str, port: int) -> None:
-    """DevhttpsError unless the dashboard's rules send ``hostname`` to devhttps's listener on ``port``."""
-    service = route_for(config_json, hostname)
-    if service is None or reaches(service, port):
-        return
-    where = (f"sends {hostname} to {service}" if not service.startswith("http_status:")
-             else f"has no route for {hostname} (it answers {service.split(':', 1)[1]})")
-    raise DevhttpsError(
-        f"could not use the named tunnel for {hostname}: its routes are managed in the Cloudflare dashboard, which "
-        f"{where}, not through devhttps (cloudflared ignores devhttps's --url for such a tunnel)",
-        "use a locally managed tunnel, whose route devhttps sets: `cloudflared tunnel create NAME`, `cloudflared "
-        f"tunnel route dns NAME {hostname}`, then TUNNEL_TOKEN=$(cloudflared tunnel token NAME); or leave "
-        "--hostname out for a quick tunnel")
+    """DevhttpsError unless every route the dashboard's rules give ``hostname`` leads to devhttps's listener on
+    ``port`` (one path sent elsewhere is a way past the access gate)."""
+    for service, path in routes_for(config_json, hostname) or []:
+        if reaches(service, port):
+            continue
+        paths = f" (paths matching {path})" if path else ""
+        where = (f"sends {hostname}{paths} to {service}" if not service.startswith("http_status:")
+                 else f"answers {hostname}{paths} with status {service.split(':', 1)[1]}")
+        raise DevhttpsError(
+            f"could not use the named tunnel for {hostname}: its routes are managed in the Cloudflare dashboard, "
+            f"which {where}, not through devhttps (cloudflared ignores devhttps's --url for such a tunnel)",
+            "use a locally managed tunnel, whose route devhttps sets: `cloudflared tunnel create NAME`, `cloudflared "
+            f"tunnel route dns NAME {hostname}`, then TUNNEL_TOKEN=$(cloudflared tunnel token NAME); or leave "
+            "--hostname out for a quick tunnel")

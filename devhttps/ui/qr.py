@@ -8,8 +8,12 @@ black ink on white paper, whatever the theme. Without colours, ink is assumed da
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from devhttps.base.errors import DevhttpsError
 
@@ -105,13 +109,29 @@ def _save(data: str, path: Path | str, factory: type, box_size: int, border: int
     code.add_data(data)
     code.make(fit=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
-        if private and hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # a file that was there before keeps its mode otherwise
-        with os.fdopen(fd, "wb") as out:
-            code.make_image().save(out)
+        _write(Path(path), code.make_image().save, private)
     except OSError as exc:
         raise DevhttpsError(
             f"could not write the QR code to {path}: {exc.strerror or exc}",
             "choose a file in a folder you can write to",
         ) from None
+
+
+def _write(path: Path, save: Callable[[BinaryIO], object], private: bool) -> None:
+    """``save`` writes the image into ``path``. A private one goes to a new file only the user may read (0600,
+    made for it), renamed over ``path`` once whole: an older file's mode, or an open reader of it, never sees
+    it."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)  # (O_BINARY: no newline translation on Windows)
+    if not private:
+        with os.fdopen(os.open(path, flags | os.O_TRUNC, 0o666), "wb") as out:
+            save(out)
+        return
+    fresh = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with os.fdopen(os.open(fresh, flags | os.O_EXCL, 0o600), "wb") as out:
+            save(out)
+        os.replace(fresh, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fresh.unlink()
+        raise

@@ -157,6 +157,7 @@ def test_a_private_code_is_readable_by_the_user_only_even_over_an_older_file(tmp
     qr.write_png(URL + "?token=secret", tmp_path / "qr.png", private=True)
     assert stat.S_IMODE(old.stat().st_mode) == 0o600 and b"<svg" in old.read_bytes()
     assert stat.S_IMODE((tmp_path / "qr.png").stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["qr.png", "qr.svg"]  # (no file left from the way it was written)
     qr.write_svg(URL, tmp_path / "plain.svg")  # a code without a secret: the usual mode (umask)
     assert stat.S_IMODE((tmp_path / "plain.svg").stat().st_mode) == 0o666 & ~_umask()
 

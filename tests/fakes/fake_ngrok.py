@@ -2,7 +2,8 @@
 """A stand-in for the ngrok agent 3.x that the real, unmodified pyngrok drives: no network beyond loopback.
 
 Use its path as ``PyngrokConfig(ngrok_path=...)`` (or ``make_launcher`` for a wrapper pinned to one interpreter,
-e.g. named ``ngrok`` on PATH). Only the standard library, so it starts fast and imports nothing of the project.
+e.g. named ``ngrok`` on PATH). Only the standard library and its own modules beside it (fake_ngrok_*.py), so it
+starts fast and imports nothing else of the project.
 
 What pyngrok 9.1 runs, and what the fake answers
   ngrok --version | version | -v     ->  "ngrok version 3.39.8" (FAKE_NGROK_VERSION)
@@ -118,6 +119,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
+
+if __name__ == "__main__":  # run as a program: the project's root on the path, for the modules below
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.fakes.fake_ngrok_yaml import ConfigError, dump_yaml, parse_config_text
 
 DEFAULT_VERSION = "3.39.8"
 MODES = ("ok", "err4018", "err105", "err107", "err108", "err121", "err8012", "hang", "exit", "slow")
@@ -292,195 +297,6 @@ def make_launcher(directory: str | os.PathLike[str], name: str = "ngrok", python
     path.write_text(f"#!/bin/sh\nexec '{interpreter}' '{script}' \"$@\"\n")
     path.chmod(0o755)
     return path
-
-
-# --- a small YAML reader (the subset ngrok configs use) --------------------------------------------------------
-
-class ConfigError(Exception):
-    pass
-
-
-def _strip_comment(line: str) -> str:
-    quote_char = ""
-    for i, ch in enumerate(line):
-        if quote_char:
-            if ch == quote_char:
-                quote_char = ""
-        elif ch in "'\"":
-            quote_char = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i]
-    return line
-
-
-_KEY = re.compile(r"""^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'"""  # a quoted key,
-                  r"""|[^\s'"\[\]{}#,&*!|>%@`-][^:]*?|-[^\s:][^:]*?)"""  # or a plain one
-                  r"""\s*:(?:\s+(.*))?$""")  # then ':' and the value, if any
-
-
-def _scalar(s: str) -> object:
-    s = s.strip()
-    if not s:
-        return None
-    if s[0] == '"':
-        if len(s) < 2 or s[-1] != '"':
-            raise ConfigError(f"unterminated string: {s}")
-        try:
-            return json.loads(s)
-        except ValueError:
-            return s[1:-1]
-    if s[0] == "'":
-        if len(s) < 2 or s[-1] != "'":
-            raise ConfigError(f"unterminated string: {s}")
-        return s[1:-1].replace("''", "'")
-    if s[0] == "[":
-        inner = s[1:-1] if s.endswith("]") else None
-        if inner is None or any(c in inner for c in "[]{}"):
-            raise ConfigError(f"unsupported flow sequence: {s}")
-        return [_scalar(part) for part in inner.split(",") if part.strip()]
-    if s[0] == "{":
-        inner = s[1:-1] if s.endswith("}") else None
-        if inner is None or any(c in inner for c in "[]{}"):
-            raise ConfigError(f"unsupported flow mapping: {s}")
-        out = {}
-        for part in filter(str.strip, inner.split(",")):
-            key, sep, value = part.partition(":")
-            if not sep:
-                raise ConfigError(f"bad flow mapping: {s}")
-            out[str(_scalar(key))] = _scalar(value)
-        return out
-    if s[0] in "&*!|>%@`":
-        raise ConfigError(f"unsupported YAML (the fake reads a subset): {s}")
-    low = s.lower()
-    if low == "true":
-        return True
-    if low == "false":
-        return False
-    if low in ("null", "~"):
-        return None
-    if re.fullmatch(r"[-+]?\d+", s):
-        return int(s)
-    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?", s):
-        return float(s)
-    return s
-
-
-def _is_item(content: str) -> bool:
-    return content == "-" or content.startswith("- ")
-
-
-def _parse_block(lines: list, i: int, indent: int) -> tuple[object, int]:
-    if _is_item(lines[i][1]):
-        return _parse_list(lines, i, indent)
-    return _parse_map(lines, i, indent)
-
-
-def _parse_map(lines: list, i: int, indent: int) -> tuple[dict, int]:
-    result: dict = {}
-    while i < len(lines) and lines[i][0] == indent and not _is_item(lines[i][1]):
-        m = _KEY.match(lines[i][1])
-        if not m:
-            raise ConfigError(f"cannot parse line: {lines[i][1]!r}")
-        key = str(_scalar(m.group(1)))
-        rest = m.group(2) or ""
-        i += 1
-        if rest:
-            value: object = _scalar(rest)
-        elif i < len(lines) and (lines[i][0] > indent or (lines[i][0] == indent and _is_item(lines[i][1]))):
-            value, i = _parse_block(lines, i, lines[i][0])
-        else:
-            value = None
-        result[key] = value
-    if i < len(lines) and lines[i][0] > indent:
-        raise ConfigError(f"bad indentation: {lines[i][1]!r}")
-    return result, i
-
-
-def _parse_list(lines: list, i: int, indent: int) -> tuple[list, int]:
-    items: list = []
-    while i < len(lines) and lines[i][0] == indent and _is_item(lines[i][1]):
-        content = lines[i][1]
-        rest = content[1:].lstrip(" ")
-        if not rest:
-            i += 1
-            if i < len(lines) and lines[i][0] > indent:
-                value, i = _parse_block(lines, i, lines[i][0])
-            else:
-                value = None
-        elif _KEY.match(rest) or _is_item(rest):
-            sub = indent + len(content) - len(rest)
-            lines[i] = (sub, rest)
-            value, i = _parse_block(lines, i, sub)
-        else:
-            value = _scalar(rest)
-            i += 1
-        items.append(value)
-    return items, i
-
-
-def parse_config_text(text: str) -> dict:
-    text = text.lstrip("\ufeff")
-    if text.strip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    else:
-        lines = []
-        for raw in text.splitlines():
-            body = raw.rstrip()
-            lead = body[:len(body) - len(body.lstrip())]
-            if "\t" in lead:
-                raise ConfigError("found character that cannot start any token (a tab)")
-            body = _strip_comment(body).rstrip()
-            if not body.strip() or body.strip() in ("---", "..."):
-                continue
-            lines.append((len(body) - len(body.lstrip(" ")), body.strip()))
-        if not lines:
-            return {}
-        data, end = _parse_block(lines, 0, lines[0][0])
-        if end != len(lines):
-            raise ConfigError(f"cannot parse line: {lines[end][1]!r}")
-    if not isinstance(data, dict):
-        raise ConfigError("the configuration must be a mapping")
-    return data
-
-
-def _dump_yaml(value: object, indent: int = 0) -> str:
-    """A tiny YAML writer (mappings, lists, scalars); strings are written as JSON strings, valid YAML."""
-    pad = " " * indent
-    if isinstance(value, dict):
-        out = []
-        for k, v in value.items():
-            if isinstance(v, (dict, list)) and v:
-                out.append(f"{pad}{k}:\n{_dump_yaml(v, indent + 4)}")
-            else:
-                out.append(f"{pad}{k}: {_dump_scalar(v)}\n")
-        return "".join(out)
-    if isinstance(value, list):
-        out = []
-        for v in value:
-            if isinstance(v, (dict, list)) and v:
-                inner = _dump_yaml(v, indent + 2)
-                out.append(f"{pad}- {inner[indent + 2:]}")
-            else:
-                out.append(f"{pad}- {_dump_scalar(v)}\n")
-        return "".join(out)
-    return f"{pad}{_dump_scalar(value)}\n"
-
-
-def _dump_scalar(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return str(v)
-    if isinstance(v, dict):
-        return "{}"
-    if isinstance(v, list):
-        return "[]"
-    return json.dumps(str(v))
 
 
 # --- configuration as the agent reads it ---------------------------------------------------------------------
@@ -1081,7 +897,7 @@ def cmd_config(args: Args, recorder: Recorder) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(_dump_yaml(data))
+            f.write(dump_yaml(data))
         say(f"{'Authtoken' if field == 'authtoken' else 'API key'} saved to configuration file: {path}")
         return 0
     if sub == "check":
@@ -1097,7 +913,7 @@ def cmd_config(args: Args, recorder: Recorder) -> int:
         upgraded = {"version": "3", "agent": agent_settings(data)}
         if data.get("tunnels"):
             upgraded["tunnels"] = data["tunnels"]
-        Path(path).write_text(_dump_yaml(upgraded))
+        Path(path).write_text(dump_yaml(upgraded))
         say(f"Upgraded configuration file at {path} to version 3")
         return 0
     raise Fatal(f"unknown command \"{sub}\" for \"ngrok config\"")

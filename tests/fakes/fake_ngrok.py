@@ -59,12 +59,7 @@ Local API (web_addr, default 127.0.0.1:4040, the next free port up to 4049 when 
   "http://localhost:127.0.0.1:8080", which pyngrok builds in v3 mode from addr="127.0.0.1:8080") or a duplicate
   name, 404 for an unknown one.
 
-Forwarding: each tunnel listens on FAKE_NGROK_PUBLIC_HOST (127.0.0.1) at a free port; TLS with
-FAKE_NGROK_TLS_CERT/FAKE_NGROK_TLS_KEY (PEM; ALPN http/1.1 only) else plain; every connection is spliced
-byte-for-byte both ways to the upstream (WebSocket, SSE; half-close passed on where the public side is plain TCP).
-No X-Forwarded-* headers are added (the real edge adds them). public URL: https://HOST:PORT (http:// without a
-cert; tcp:// for proto tcp); a requested domain is reported as https://DOMAIN:PORT. An unreachable upstream gets
-the edge's answer: 502, header "Ngrok-Error-Code: ERR_NGROK_8012", an HTML body containing ERR_NGROK_8012.
+Forwarding (the public side of each tunnel): fake_ngrok_edge.py.
 
 Environment
   FAKE_NGROK_MODE      ok (default) | err4018 | err105 | err107 | err108 | err121 | err8012 | hang | exit | slow;
@@ -98,7 +93,6 @@ exits promptly on SIGTERM/SIGINT, closing its listeners. SIGKILL is the only way
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -106,14 +100,13 @@ import re
 import signal
 import socket
 import socketserver
-import ssl
 import sys
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 if __name__ == "__main__":  # run as a program: the project's root on the path, for the modules below
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -125,7 +118,8 @@ from tests.fakes.fake_ngrok_config import (
     read_config_file,
     redact_argv,
 )
-from tests.fakes.fake_ngrok_output import Fatal, Recorder, debug, emit, error_block, read_record, say
+from tests.fakes.fake_ngrok_edge import Edge, Tunnel
+from tests.fakes.fake_ngrok_output import Fatal, Recorder, emit, error_block, read_record, say
 
 __all__ = ["DEFAULT_VERSION", "FAKE_NGROK", "main", "make_launcher", "read_record", "runs_this_fake"]
 
@@ -157,11 +151,6 @@ E121 = ("authentication failed: Your ngrok-agent version \"{version}\" is too ol
         "excluded from minimum agent version requirements. To begin handling traffic immediately without updating "
         "your agent, upgrade to a paid plan: https://dashboard.ngrok.com/billing/subscription.\r\n\r\n"
         "ERR_NGROK_121\r\n")
-PAGE_8012 = ("<!DOCTYPE html><html><head><title>ngrok - ERR_NGROK_8012</title></head><body>"
-             "<h1>The endpoint is offline</h1><p>Traffic successfully made it to the ngrok agent, but the agent "
-             "failed to establish a connection to the upstream web service at {upstream}. The error encountered "
-             "was: {error}</p><p>ERR_NGROK_8012</p></body></html>")
-
 
 
 def runs_this_fake(cmdline: list[str]) -> bool:
@@ -226,39 +215,6 @@ def parse_upstream(addr: object) -> tuple[str, str, int, str]:
     return "http", host, int(port_s), f"http://{s}"
 
 
-class Tunnel:
-    def __init__(self, api: str, name: str, proto: str, scheme: str, host: str, port: int, upstream_url: str,
-                 inspect: bool, domain: str | None) -> None:
-        self.api = api
-        self.name = name
-        self.id = uuid.uuid4().hex
-        self.proto = proto
-        self.up_scheme = scheme
-        self.up_host = host
-        self.up_port = port
-        self.upstream_url = upstream_url
-        self.inspect = inspect
-        self.domain = domain
-        self.public_url = ""
-        self.port = 0
-        self.server: asyncio.base_events.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.conns = 0
-
-    def json(self, api: str | None = None) -> dict:
-        api = api or self.api
-        metrics = {"conns": {"count": self.conns, "gauge": 0, "rate1": 0, "rate5": 0, "rate15": 0, "p50": 0,
-                             "p90": 0, "p95": 0, "p99": 0},
-                   "http": {"count": 0, "rate1": 0, "rate5": 0, "rate15": 0, "p50": 0, "p90": 0, "p95": 0, "p99": 0}}
-        if api == "endpoints":
-            return {"id": self.id, "name": self.name, "uri": f"/api/endpoints/{quote(self.name)}",
-                    "url": self.public_url, "upstream": {"url": self.upstream_url, "protocol": "http1"},
-                    "traffic_policy": "", "pooling_enabled": False, "metrics": metrics}
-        return {"ID": self.id, "name": self.name, "uri": f"/api/tunnels/{quote(self.name)}",
-                "public_url": self.public_url, "proto": self.public_url.split("://")[0],
-                "config": {"addr": self.upstream_url, "inspect": self.inspect}, "metrics": metrics}
-
-
 class ApiError(Exception):
     def __init__(self, status: int, code: int, msg: str, err: str) -> None:
         super().__init__(err)
@@ -270,34 +226,12 @@ class Agent:
     def __init__(self, env: dict[str, str], recorder: Recorder, mode: str, version: str) -> None:
         self.env = env
         self.recorder = recorder
-        self.mode = mode
         self.version = version
-        self.public_host = env.get("FAKE_NGROK_PUBLIC_HOST") or "127.0.0.1"
-        self.tls = self._server_tls()
+        self.edge = Edge(env, mode)
         self.tunnels: dict[str, Tunnel] = {}
         self.lock = threading.Lock()
-        self.loop = asyncio.new_event_loop()
-        self.debug = env.get("FAKE_NGROK_DEBUG") == "1"
-        self.loop.set_exception_handler(self._loop_error)  # handshake noise from clients: silent unless debugging
-        self.loop_thread = threading.Thread(target=self.loop.run_forever, name="forwarding", daemon=True)
         self.api: ThreadingHTTPServer | None = None
         self.web_addr = ""
-
-    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        if self.debug:
-            debug(f"loop: {context.get('message')} {context.get('exception')!r}")
-
-    def _server_tls(self) -> ssl.SSLContext | None:
-        cert, key = self.env.get("FAKE_NGROK_TLS_CERT"), self.env.get("FAKE_NGROK_TLS_KEY")
-        if not cert:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            ctx.load_cert_chain(cert, key or None)
-        except (OSError, ssl.SSLError) as e:
-            raise Fatal(f"fake ngrok: cannot load FAKE_NGROK_TLS_CERT/FAKE_NGROK_TLS_KEY: {e}") from None
-        ctx.set_alpn_protocols(["http/1.1"])  # a byte splice to an HTTP/1.1 upstream: no h2 on the public side
-        return ctx
 
     # web service ---------------------------------------------------------------------------------------------
     def start_web(self, web_addr: object, explicit: bool) -> str:
@@ -331,9 +265,6 @@ class Agent:
         shown = f"[{host}]" if ":" in host else host
         self.web_addr = f"{shown}:{actual}"
         return self.web_addr
-
-    def start_loop(self) -> None:
-        self.loop_thread.start()
 
     # tunnels -------------------------------------------------------------------------------------------------
     def create(self, api: str, body: dict) -> Tunnel:
@@ -370,8 +301,7 @@ class Agent:
                                f"a tunnel with the name '{name}' already exists")
             self.tunnels[name] = tunnel
         try:
-            future = asyncio.run_coroutine_threadsafe(self._listen(tunnel), self.loop)
-            future.result(10)
+            self.edge.open(tunnel)
         except Exception as e:
             with self.lock:
                 self.tunnels.pop(name, None)
@@ -394,7 +324,7 @@ class Agent:
             tunnel = self.tunnels.pop(name, None)
         if tunnel is None:
             raise ApiError(404, 100, "tunnel not found", f"tunnel '{name}' not found")
-        asyncio.run_coroutine_threadsafe(self._close(tunnel), self.loop).result(10)
+        self.edge.close(tunnel, 10)
         emit("info", "stopped tunnel", obj="tunnels", name=name)
         self.recorder.write("tunnel_deleted", name=name)
 
@@ -405,114 +335,9 @@ class Agent:
     def close_all(self) -> None:
         for tunnel in self.list():
             with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._close(tunnel), self.loop).result(5)
+                self.edge.close(tunnel, 5)
         if self.api is not None:
             self.api.server_close()
-
-    # forwarding (on the loop thread) -------------------------------------------------------------------------
-    async def _listen(self, tunnel: Tunnel) -> None:
-        use_tls = self.tls is not None and tunnel.proto in ("http", "tls")
-        bind = self.public_host if _is_ip(self.public_host) else "127.0.0.1"
-        tunnel.server = await asyncio.start_server(
-            lambda r, w: self._serve(tunnel, r, w), bind, 0, ssl=self.tls if use_tls else None,
-            ssl_handshake_timeout=10 if use_tls else None)
-        tunnel.port = tunnel.server.sockets[0].getsockname()[1]
-        host = tunnel.domain or self.public_host
-        host = f"[{host}]" if ":" in host else host
-        scheme = {"http": "https" if use_tls else "http", "tcp": "tcp", "tls": "tls"}[tunnel.proto]
-        tunnel.public_url = f"{scheme}://{host}:{tunnel.port}"
-
-    async def _close(self, tunnel: Tunnel) -> None:
-        if tunnel.server is not None:
-            tunnel.server.close()
-        for writer in list(tunnel.writers):
-            writer.transport.abort()
-        tunnel.writers.clear()
-
-    async def _serve(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tunnel.conns += 1
-        tunnel.writers.add(writer)
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        remote = f"{peer[0]}:{peer[1]}"
-        upstream_writer = None
-        try:
-            if self.mode == "err8012":
-                await self._edge_error(tunnel, reader, writer, f"dial tcp {tunnel.up_host}:{tunnel.up_port}: "
-                                                               "connect: connection refused")
-                return
-            up_ssl = None
-            if tunnel.up_scheme in ("https", "tls"):
-                up_ssl = ssl.create_default_context()
-                up_ssl.check_hostname = False
-                up_ssl.verify_mode = ssl.CERT_NONE
-            try:
-                upstream_reader, upstream_writer = await asyncio.wait_for(
-                    asyncio.open_connection(tunnel.up_host, tunnel.up_port, ssl=up_ssl), 10)
-            except (OSError, asyncio.TimeoutError) as e:
-                reason = getattr(e, "strerror", None) or type(e).__name__
-                error = f"dial tcp {tunnel.up_host}:{tunnel.up_port}: connect: {reason.lower()}"
-                emit("warn", "failed to dial upstream", obj="tunnels.session", name=tunnel.name,
-                     upstream=tunnel.upstream_url, err=error)
-                await self._edge_error(tunnel, reader, writer, error)
-                return
-            tunnel.writers.add(upstream_writer)
-            emit("info", "join connections", obj="join", id=uuid.uuid4().hex[:12],
-                 l=f"{tunnel.up_host}:{tunnel.up_port}", r=remote)
-            to_upstream = asyncio.ensure_future(_pump(reader, upstream_writer))
-            to_client = asyncio.ensure_future(_pump(upstream_reader, writer))
-            pending = {to_upstream, to_client}
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if any(task.exception() is not None or task.result() == "closed" for task in done):
-                    break  # a reset, or a side that cannot half-close: the connection is over
-            for task in pending:
-                task.cancel()
-        except Exception as e:  # a client going away mid-handshake or mid-stream ends only its connection
-            if self.debug:
-                debug(f"connection {remote} on {tunnel.name}: {e!r}")
-        finally:
-            for w in (writer, upstream_writer):
-                if w is not None:
-                    tunnel.writers.discard(w)
-                    with contextlib.suppress(Exception):
-                        w.close()
-
-    async def _edge_error(self, tunnel: Tunnel, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                          error: str) -> None:
-        if tunnel.proto != "http":
-            return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        body = PAGE_8012.format(upstream=f"{tunnel.up_host}:{tunnel.up_port}", error=error).encode()
-        head = ("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nNgrok-Error-Code: ERR_NGROK_8012\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-        writer.write(head + body)
-        with contextlib.suppress(Exception):
-            await writer.drain()
-
-
-async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> str:
-    while True:
-        data = await src.read(65536)
-        if not data:
-            break
-        dst.write(data)
-        await dst.drain()
-    if dst.can_write_eof():
-        with contextlib.suppress(OSError, RuntimeError):
-            dst.write_eof()
-        return "half-closed"
-    dst.close()
-    return "closed"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-        return True
-    except OSError:
-        return False
-
 
 class _WebServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -699,7 +524,7 @@ def cmd_start(args: Args, env: dict[str, str], recorder: Recorder, argv: list[st
         time.sleep(float(env.get("FAKE_NGROK_DELAY") or 2))
 
     agent = Agent(env, recorder, mode, version)
-    agent.start_loop()
+    agent.edge.start()
     web_addr = agent.start_web(settings.get("web_addr"), explicit="web_addr" in settings)
     if config_paths:
         for p in files:

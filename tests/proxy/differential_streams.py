@@ -124,6 +124,8 @@ def requests(draw) -> bytes:
 
 
 def mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    """``data`` with each edit (position, bytes to cut there, bytes to insert there) made in turn; a position past
+    the end wraps around."""
     out = bytearray(data)
     for pos, cut, insert in edits:
         pos %= len(out) + 1

@@ -68,7 +68,8 @@ from urllib.parse import urlsplit
 if __name__ == "__main__":  # run as a program: the project's root on the path, for the modules below
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.fakes import fake_cloudflared_cli as cli
-from tests.fakes.fake_ngrok import _pump, read_record  # (the same splice, and the same record format)
+from tests.fakes.fake_ngrok_edge import pump  # (the same splice)
+from tests.fakes.fake_ngrok_output import read_record  # (the same record format)
 
 FAKE_CLOUDFLARED = Path(__file__).resolve()
 DISCLAIMER = ("Thank you for trying Cloudflare Tunnel. Doing so, without a Cloudflare account, is a quick way to "
@@ -157,7 +158,7 @@ class Edge:
                 await writer.drain()
                 return
             up_reader, up_writer = await asyncio.open_connection(*self.origin)
-            tasks = {asyncio.ensure_future(_pump(reader, up_writer)), asyncio.ensure_future(_pump(up_reader, writer))}
+            tasks = {asyncio.ensure_future(pump(reader, up_writer)), asyncio.ensure_future(pump(up_reader, writer))}
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             up_writer.close()
         except Exception:  # a client gone mid-request ends only its connection

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.proxy.conftest import Harness
+from tests.proxy.differential_streams import mutate
 from tests.proxy.http_client import Conn
 
 VALID = (b"POST /upload?x=1 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
@@ -25,14 +26,6 @@ def fuzz_harness(certs):
     h.start_proxy(idle_timeout=5.0, upstream_timeout=2.0)
     yield h
     h.close()
-
-
-def mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
-    out = bytearray(data)
-    for pos, cut, insert in edits:
-        pos %= len(out) + 1
-        out[pos:pos + cut] = insert
-    return bytes(out)
 
 
 edits = st.lists(st.tuples(st.integers(0, 400), st.integers(0, 5), st.binary(max_size=6)), min_size=1, max_size=5)

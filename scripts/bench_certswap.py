@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import random
 import socket
 import ssl
@@ -51,14 +50,7 @@ class Devhttps(DevhttpsEvents):
 
     def wait(self, name: str, contains: str = "") -> tuple[dict, float]:
         """The next `name` event (with ``contains`` in it) and when it arrived (time.monotonic())."""
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.5)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
+        for event in self.events_until(time.monotonic() + WAIT, poll=0.5):
             if event["event"] == name and contains in json.dumps(event):
                 return event, time.monotonic()
         raise RuntimeError(f"no {name!r} event from devhttps (exit code {self.proc.poll()})")

@@ -102,14 +102,7 @@ class Devhttps(DevhttpsEvents):
         self.seen: list[dict] = []
 
     def __enter__(self) -> Devhttps:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=1)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
+        for event in self.events_until(time.monotonic() + 60, poll=1):
             self.seen.append(event)
             if event["event"] == "ready":
                 return self

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench_targets import REPO
@@ -70,6 +72,17 @@ class DevhttpsEvents:
         for line in self.proc.stdout:
             if line.startswith("{"):
                 self.events.put(json.loads(line))
+
+    def events_until(self, deadline: float, poll: float) -> Iterator[dict]:
+        """Its events as they come, until ``deadline`` (time.monotonic()) or until it has exited."""
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=poll)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    return
+                continue
+            yield event
 
     def __exit__(self, *exc: object) -> None:
         stop(self.proc)

@@ -19,18 +19,14 @@ All traffic stays on 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import queue
 import random
 import socket
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,50 +34,29 @@ import trustme
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_reload_io import stop
-from bench_targets import LOOPBACK, REPO, free_port
+from bench_run import DevhttpsEvents, add_run_options, check_lines, finish, parser
+from bench_targets import LOOPBACK, free_port
 
 SWAP_BOUND_MS = 1000.0
 CHANGE_BOUND_MS = 5000.0
 WAIT = 30.0  # seconds for any one thing to happen before the run fails
 
 
-class Devhttps:
+class Devhttps(DevhttpsEvents):
     """`devhttps --json --demo ARGS` with its JSON events on a queue."""
 
     def __init__(self, src: Path, args: list[str], env: dict[str, str]) -> None:
-        full_env = {**os.environ, "PYTHONPATH": str(src), **env}
-        self.proc = subprocess.Popen([sys.executable, "-m", "devhttps", "--json", "--demo", "--quiet", "--no-qr",
-                                      *args], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
-        self.events: queue.Queue[dict] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                self.events.put(json.loads(line))
+        super().__init__(["--demo", "--quiet", "--no-qr", *args], src, env)
 
     def wait(self, name: str, contains: str = "") -> tuple[dict, float]:
         """The next `name` event (with ``contains`` in it) and when it arrived (time.monotonic())."""
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.5)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
+        for event in self.events_until(time.monotonic() + WAIT, poll=0.5):
             if event["event"] == name and contains in json.dumps(event):
                 return event, time.monotonic()
         raise RuntimeError(f"no {name!r} event from devhttps (exit code {self.proc.poll()})")
 
     def __enter__(self) -> Devhttps:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        stop(self.proc)  # type: ignore[arg-type]
 
 
 def _served(port: int) -> bytes:
@@ -153,13 +128,10 @@ def summary(took: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench_certswap.py", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("bench_certswap.py", __doc__)
     ap.add_argument("--swaps", type=int, default=10, help="timed certificate swaps (default 10)")
     ap.add_argument("--changes", type=int, default=5, help="timed address changes (default 5)")
-    ap.add_argument("--json", metavar="FILE", type=Path, help="write the results to FILE")
-    ap.add_argument("--devhttps-src", metavar="DIR", type=Path, default=REPO, help="the checkout to run")
-    ap.add_argument("--strict", action="store_true", help="exit 1 when a check fails")
+    add_run_options(ap)
     ns = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="devhttps-bench-certswap-") as tmp:
         (Path(tmp) / "swap").mkdir()
@@ -175,11 +147,8 @@ def main(argv: list[str] | None = None) -> int:
           f"swaps): median {swap['median_ms']:.0f} ms, max {swap['max_ms']:.0f} ms")
     print(f"address change to the new `ready` event ({len(change['samples_ms'])} changes, a look every second): "
           f"median {change['median_ms']:.0f} ms, max {change['max_ms']:.0f} ms")
-    print("checks:\n" + "\n".join(f"  {'PASS' if ok else 'FAIL'}  {name}: {got}" for name, got, ok in checks))
-    out["checks"] = [{"name": n, "measured": m, "passed": ok} for n, m, ok in checks]
-    if ns.json:
-        ns.json.write_text(json.dumps(out, indent=2))
-    return 1 if ns.strict and not all(ok for _, _, ok in checks) else 0
+    print("\n".join(["checks:", *check_lines(checks)]))
+    return finish(ns, out, checks)
 
 
 if __name__ == "__main__":

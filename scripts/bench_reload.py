@@ -22,7 +22,6 @@ All traffic stays on 127.0.0.1. Needs uvicorn (`pip install -e ".[bench]"`).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -33,8 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_reload_io import Devhttps, answer_version, cold_start, fds, rss_kib, start_uvicorn_reload, stop
-from bench_targets import REPO, free_port, make_certs
+from bench_reload_io import Devhttps, answer_version, cold_start, fds, rss_kib, start_uvicorn_reload
+from bench_run import Check, add_run_options, check_lines, finish, parser, stop
+from bench_targets import free_port, make_certs
 
 OVERHEAD_BOUND_MS = 300.0  # what the reloader adds to the app's own start, at the median (the number)
 WARM_UP = 3  # restarts under the loop before the open files and memory are first read
@@ -162,7 +162,7 @@ def measure(ns: argparse.Namespace, tmp: Path) -> dict:
     return out
 
 
-def report(out: dict) -> tuple[str, list[tuple[str, str, bool]]]:
+def report(out: dict) -> tuple[str, list[Check]]:
     dev, uv, steady = out["devhttps"], out["uvicorn"], out["devhttps_steady"]
     lines = [f"the app's own start (cold `python -m uvicorn app:app`, exec to first answer): "
              f"{out['app_start_ms']:.0f} ms (median of 5)",
@@ -188,18 +188,15 @@ def report(out: dict) -> tuple[str, list[tuple[str, str, bool]]]:
         ("memory: less than 512 KiB gained (allocator noise)", f"{steady['rss_kib'][0]} -> {steady['rss_kib'][1]} KiB",
          steady["rss_kib"][1] - steady["rss_kib"][0] < 512),
     ]
-    lines += ["checks:"] + [f"  {'PASS' if ok else 'FAIL'}  {name}: {got}" for name, got, ok in checks]
+    lines += ["checks:", *check_lines(checks)]
     return "\n".join(lines), checks
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench_reload.py", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("bench_reload.py", __doc__)
     ap.add_argument("--restarts", type=int, default=15, help="timed restarts per reloader (default 15)")
     ap.add_argument("--steady", type=int, default=20, help="restarts under a steady request loop (default 20)")
-    ap.add_argument("--json", metavar="FILE", type=Path, help="write the results to FILE")
-    ap.add_argument("--devhttps-src", metavar="DIR", type=Path, default=REPO, help="the checkout to run")
-    ap.add_argument("--strict", action="store_true", help="exit 1 when a check fails")
+    add_run_options(ap)
     ns = ap.parse_args(argv)
     try:
         import uvicorn  # noqa: F401
@@ -209,10 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         out = measure(ns, Path(tmp))
     text, checks = report(out)
     print(text)
-    out["checks"] = [{"name": n, "measured": m, "passed": ok} for n, m, ok in checks]
-    if ns.json:
-        ns.json.write_text(json.dumps(out, indent=2))
-    return 1 if ns.strict and not all(ok for _, _, ok in checks) else 0
+    return finish(ns, out, checks)
 
 
 if __name__ == "__main__":

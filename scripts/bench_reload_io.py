@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import os
 import queue
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_targets import Certs, free_port
+from bench_run import DevhttpsEvents, stop
+from bench_targets import LOOPBACK, Certs, free_port
 
-LOOPBACK = "127.0.0.1"
 POLL = 0.005  # seconds between attempts while waiting for the new version
 
 
@@ -77,19 +74,6 @@ def start_uvicorn_reload(folder: Path, port: int) -> tuple[subprocess.Popen[byte
     return proc, plain_get(port)
 
 
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-        except OSError:
-            proc.send_signal(sig)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def fds(pid: int) -> dict[str, str]:
     """The open files of ``pid``: fd number -> what it is (``socket:[inode]``, ``pipe:[inode]``, a path)."""
     found = {}
@@ -106,44 +90,24 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-class Devhttps:
+class Devhttps(DevhttpsEvents):
     """`devhttps --json serve ... --reload --watch FOLDER -- python -m uvicorn app:app ...` in FOLDER."""
 
     def __init__(self, folder: Path, port: int, app_port: int, certs: Certs, src: Path) -> None:
         self.port, self.certs = port, certs
-        env = {**os.environ, "PYTHONPATH": str(src), "DEVHTTPS_CAROOT": str(folder.parent / "caroot")}
-        cmd = [sys.executable, "-m", "devhttps", "--json", "serve", "--upstream", str(app_port), "--port", str(port),
-               "--bind", LOOPBACK, "--cert", str(certs.cert), "--key", str(certs.key), "--quiet", "--no-qr",
-               "--reload", "--watch", str(folder), "--", *uvicorn_cmd(app_port)]
-        self.proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
-        self.events: queue.Queue[dict] = queue.Queue()
+        cmd = ["serve", "--upstream", str(app_port), "--port", str(port), "--bind", LOOPBACK, "--cert", str(certs.cert),
+               "--key", str(certs.key), "--quiet", "--no-qr", "--reload", "--watch", str(folder), "--",
+               *uvicorn_cmd(app_port)]
+        super().__init__(cmd, src, {"DEVHTTPS_CAROOT": str(folder.parent / "caroot")}, cwd=folder)
         self.seen: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                self.events.put(json.loads(line))
 
     def __enter__(self) -> Devhttps:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=1)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
+        for event in self.events_until(time.monotonic() + 60, poll=1):
             self.seen.append(event)
             if event["event"] == "ready":
                 return self
         stop(self.proc)
         raise RuntimeError(f"devhttps did not get ready: {self.seen[-3:]}")
-
-    def __exit__(self, *exc: object) -> None:
-        stop(self.proc)
 
     def get(self) -> bytes:
         with socket.create_connection((LOOPBACK, self.port), timeout=30) as raw:

@@ -140,25 +140,25 @@ GATE_LISTENERS = (("devhttps", "TLS, no gate"), ("devhttps-plain", "plain, no ga
 
 def gate_checks(res: Results, names: list[str]) -> list[Check]:
     """The gate's row: proxy CPU per keep-alive request of devhttps-gate against devhttps (when both were asked)."""
-    if "devhttps-gate" not in names or "devhttps" not in names:
-        return []
-    mine, ref = res.median("devhttps-gate", "cpu_us_per_req"), res.median("devhttps", "cpu_us_per_req")
-    r = res.ratio("devhttps-gate", "cpu_us_per_req", "devhttps")
-    measured = "n/a" if r is None else f"{r:.2f}x ({mine:.1f} vs {ref:.1f} us)"
-    name = f"proxy CPU us/keep-alive request, plain listener + gate <= {GATE_BOUND:.2f}x devhttps (TLS, no gate)"
-    return [Check("devhttps-gate", name, measured, None if r is None else r <= GATE_BOUND)]
+    return _cpu_vs_devhttps(res, names, "devhttps-gate", "plain listener + gate", "devhttps (TLS, no gate)")
 
 
 def reload_checks(res: Results, names: list[str]) -> list[Check]:
     """The reload row: proxy CPU per keep-alive request with a supervised command and a watched folder against
     the plain devhttps target (when both were asked)."""
-    if "devhttps-reload" not in names or "devhttps" not in names:
+    return _cpu_vs_devhttps(res, names, "devhttps-reload", "--reload -- COMMAND")
+
+
+def _cpu_vs_devhttps(res: Results, names: list[str], target: str, what: str, devhttps: str = "devhttps") -> list[Check]:
+    """Proxy CPU per keep-alive request of ``target`` (``what``) at most GATE_BOUND times devhttps's (``devhttps``:
+    how the row names it), when both were asked."""
+    if target not in names or "devhttps" not in names:
         return []
-    mine, ref = res.median("devhttps-reload", "cpu_us_per_req"), res.median("devhttps", "cpu_us_per_req")
-    r = res.ratio("devhttps-reload", "cpu_us_per_req", "devhttps")
+    mine, ref = res.median(target, "cpu_us_per_req"), res.median("devhttps", "cpu_us_per_req")
+    r = res.ratio(target, "cpu_us_per_req", "devhttps")
     measured = "n/a" if r is None else f"{r:.2f}x ({mine:.1f} vs {ref:.1f} us)"
-    name = f"proxy CPU us/keep-alive request, --reload -- COMMAND <= {GATE_BOUND:.2f}x devhttps"
-    return [Check("devhttps-reload", name, measured, None if r is None else r <= GATE_BOUND)]
+    name = f"proxy CPU us/keep-alive request, {what} <= {GATE_BOUND:.2f}x {devhttps}"
+    return [Check(target, name, measured, None if r is None else r <= GATE_BOUND)]
 
 
 def gate_summary(res: Results) -> str:

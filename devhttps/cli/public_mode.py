@@ -9,26 +9,24 @@ from typing import Any
 
 from devhttps.app.config import Globals, PublicConfig, TunnelFactory
 from devhttps.base.errors import UsageError
-from devhttps.cli.parser import EPILOG
-from devhttps.cli.serve import add_output_options, add_upstream_options, app_config
+from devhttps.cli.serve import add_mode_parser, app_config
 from devhttps.ui.console import UI
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,  # type: ignore[type-arg]
                name: str, help: str, description: str,
                own: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help, description=description,
-                                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_upstream_options(p)
-    own(p)
+    return add_mode_parser(sub, common, name, help, description, own=[own, _add_public_options])
+
+
+def _add_public_options(p: argparse.ArgumentParser) -> None:
+    """The access gate and the deadline: the same in every public mode."""
     p.add_argument("--no-gate", action="store_true",
                    help="no access gate: anyone with the URL gets in (refused for an Open WebUI without an admin "
                         "account or without login, unless --unsafe-public)")
     p.add_argument("--unsafe-public", action="store_true", help="with --no-gate: start even then")
     p.add_argument("--timeout", metavar="SECONDS", type=float, default=60.0,
                    help="how long the agent may take to open the tunnel (default 60)")
-    add_output_options(p)
-    return p
 
 
 def check(ns: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,26 @@ NAME = "serve"
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
-        NAME, parents=[common], help="serve a local web app over trusted HTTPS (the default command)",
-        description="Put a local web app behind trusted HTTPS with a phone onboarding page and QR code.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_upstream_options(p)
+    add_mode_parser(sub, common, NAME, help="serve a local web app over trusted HTTPS (the default command)",
+                    description="Put a local web app behind trusted HTTPS with a phone onboarding page and QR code.",
+                    own=[_own_options])
+
+
+def add_mode_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,  # type: ignore[type-arg]
+                    name: str, help: str, description: str,
+                    own: Sequence[Callable[[argparse.ArgumentParser], None]]) -> argparse.ArgumentParser:
+    """The parser of a mode that serves the app (serve, ngrok, cloudflare): the app's options, the mode's own (added
+    by each of ``own`` in turn), then the output's, so that every mode's help lists them in the same order."""
+    p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help, description=description,
+                                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_upstream_options(p)
+    for add_options in own:
+        add_options(p)
+    _add_output_options(p)
+    return p
+
+
+def _own_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", metavar="N", help=f"HTTPS port (default {DEFAULT_PORT}; the next free one when busy)")
     p.add_argument("--bind", metavar="ADDR", action="append",
                    help="address to listen on (repeatable; default: every interface)")
@@ -32,10 +47,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--host", metavar="ADDR_OR_NAME", help="the address or name to advertise in the QR code")
     p.add_argument("--name", metavar="NAME", action="append", default=[],
                    help="an extra name for the certificate (repeatable)")
-    add_output_options(p)
 
 
-def add_upstream_options(p: argparse.ArgumentParser) -> None:
+def _add_upstream_options(p: argparse.ArgumentParser) -> None:
     """The app to serve, and where phones land in it: the same in every mode."""
     p.add_argument("--upstream", metavar="URL_OR_PORT",
                    help="the app to serve, e.g. 8080, http://127.0.0.1:8080 or https://127.0.0.1:8443 "
@@ -48,7 +62,7 @@ def add_upstream_options(p: argparse.ArgumentParser) -> None:
     add_child_options(p)
 
 
-def add_output_options(p: argparse.ArgumentParser) -> None:
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     """The request log and the QR code: the same in every mode."""
     p.add_argument("--quiet", action="store_true", help="no request log")
     p.add_argument("--no-qr", action="store_true", help="do not draw the QR code")
@@ -68,7 +82,7 @@ def config(ns: argparse.Namespace) -> ServeConfig:
 
 
 def app_config(ns: argparse.Namespace, **local: Any) -> ServeConfig:
-    """The ServeConfig of the options every mode has (add_upstream_options, add_output_options), checked before
+    """The ServeConfig of the options every mode has (_add_upstream_options, _add_output_options), checked before
     anything starts; ``local``: the fields only local mode has."""
     if ns.demo and ns.upstream:
         raise UsageError("could not combine --demo with --upstream: the demo is its own upstream",

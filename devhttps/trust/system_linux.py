@@ -89,14 +89,9 @@ def install(ca: TrustCA, host: Host) -> list[Outcome]:
     copied = ca.sha256 in file_fingerprints(own)
     if copied and ca.sha256 in file_fingerprints(host.system_path(fl.bundle)):
         return [outcome]
-    privileged = host.needs_root(own.parent)
     steps = [] if copied else [["install", "-m", "0644", str(ca.pem_file), str(own)]]
     steps.append(fl.update_command(fl.update, host))
-    if privileged:
-        host.require_sudo(f"install the CA in the {LABEL}", f"writing to {own.parent}", steps)
-    what = f"install the CA in the {LABEL} ({own.parent})"
-    for argv in steps:
-        outcome.commands.append(host.change(host.as_root(argv, privileged), what))
+    _run_steps(host, outcome, steps, f"install the CA in the {LABEL}", "writing to", own.parent)
     outcome.status = "installed"
     others = _others(ca, fl, host, own)
     if others:
@@ -116,12 +111,17 @@ def uninstall(ca: TrustCA, host: Host) -> list[Outcome]:
                         "remove that yourself if you want it gone")
     if ca.sha256 not in file_fingerprints(own):
         return [outcome]
-    privileged = host.needs_root(own.parent)
     steps = [["rm", "-f", str(own)], fl.update_command(fl.update_after_removal, host)]
-    if privileged:
-        host.require_sudo(f"remove the CA from the {LABEL}", f"deleting from {own.parent}", steps)
-    what = f"remove the CA from the {LABEL} ({own.parent})"
-    for argv in steps:
-        outcome.commands.append(host.change(host.as_root(argv, privileged), what))
+    _run_steps(host, outcome, steps, f"remove the CA from the {LABEL}", "deleting from", own.parent)
     outcome.status = "removed"
     return [outcome]
+
+
+def _run_steps(host: Host, outcome: Outcome, steps: list[list[str]], what: str, doing: str, folder: Path) -> None:
+    """Run ``steps``, which change ``folder`` (``doing``: "writing to", say), through sudo when that needs root;
+    each is announced and added to ``outcome``."""
+    privileged = host.needs_root(folder)
+    if privileged:
+        host.require_sudo(what, f"{doing} {folder}", steps)
+    for argv in steps:
+        outcome.commands.append(host.change(host.as_root(argv, privileged), f"{what} ({folder})"))

@@ -13,6 +13,7 @@ import pytest
 from devhttps.proxy import pool as pool_module
 from devhttps.proxy.types import Origin
 from tests.proxy.conftest import Harness
+from tests.proxy.fake_upstream import FakeApp
 from tests.proxy.http_client import Conn
 
 
@@ -241,84 +242,76 @@ def test_every_request_is_logged_once_whatever_its_end(harness):
         ("GET", "/hello", 200), ("GET", "/die", 200), ("POST", "/upload", 499), ("-", "-", 400)]
 
 
-def test_upstream_wait_rides_out_a_restart(certs):
-    port = free_port()
-    h = Harness(certs)
-    try:
-        h.start_proxy(Origin("127.0.0.1", port), upstream_wait=5.0)
-        c = h.client()
-        c.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.5)  # the app is down for a while, then comes up on its port
+class LateApp:
+    """A proxy in front of a port nothing listens on yet, a client whose request waits there for the app, and the
+    app started later on that port (a FakeApp on the proxy's loop)."""
 
-        async def late_start():
-            from tests.proxy.fake_upstream import FakeApp
-            return await asyncio.start_server(FakeApp().handle, "127.0.0.1", port)
+    def __init__(self, harness: Harness) -> None:
+        self.h, self.port, self.app = harness, free_port(), FakeApp()
+        self.server: asyncio.Server | None = None
 
-        server = h.run(late_start())
-        try:
-            assert c.read_reply().body == b"hello /hello"
-        finally:
-            h.call(server.close)
-    finally:
-        h.close()
+    def waiting_client(self, upstream_wait: float, request: bytes) -> Conn:
+        """The proxy started, and a client that sent ``request``: refused once, it waits now."""
+        self.h.start_proxy(Origin("127.0.0.1", self.port), upstream_wait=upstream_wait)
+        c = self.h.client()
+        c.send(request)
+        time.sleep(0.5)  # refused once: now waiting
+        return c
+
+    def start_app(self, say_back: bool) -> None:
+        """The app up on its port; ``say_back``: and the proxy told at once (upstream_back(), as devhttps does
+        once a restarted app answers)."""
+
+        async def start() -> asyncio.Server:
+            server = await asyncio.start_server(self.app.handle, "127.0.0.1", self.port)
+            if say_back:
+                self.h.proxy.upstream_back()
+            return server
+
+        self.server = self.h.run(start())
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.h.call(self.server.close)
+        self.h.close()
 
 
-def test_an_upstream_said_to_be_back_is_tried_at_once(certs, monkeypatch):
+HELLO = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.fixture
+def late_app(certs):
+    late = LateApp(Harness(certs))
+    yield late
+    late.close()
+
+
+def test_upstream_wait_rides_out_a_restart(late_app):
+    c = late_app.waiting_client(5.0, HELLO)  # the app is down for a while,
+    late_app.start_app(say_back=False)  # then comes up on its port, and the request's next attempt finds it
+    assert c.read_reply().body == b"hello /hello"
+
+
+def test_an_upstream_said_to_be_back_is_tried_at_once(monkeypatch, late_app):
     """upstream_back() (devhttps restarted the app, and it answers): a waiting request connects now, not at
     its next attempt (made a minute away here, so the answer can only come from the kick)."""
     monkeypatch.setattr(pool_module, "RETRY_GAPS", (60.0,))
-    port = free_port()
-    h = Harness(certs)
-    try:
-        h.start_proxy(Origin("127.0.0.1", port), upstream_wait=120.0)
-        c = h.client()
-        c.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.5)  # refused once: now waiting
-
-        async def start_and_say_so():
-            from tests.proxy.fake_upstream import FakeApp
-            server = await asyncio.start_server(FakeApp().handle, "127.0.0.1", port)
-            h.proxy.upstream_back()
-            return server
-
-        server = h.run(start_and_say_so())
-        try:
-            assert c.read_reply().body == b"hello /hello"  # (the client gives up after 10 s)
-        finally:
-            h.call(server.close)
-    finally:
-        h.close()
+    c = late_app.waiting_client(120.0, HELLO)
+    late_app.start_app(say_back=True)
+    assert c.read_reply().body == b"hello /hello"  # (the client gives up after 10 s)
 
 
-def test_a_request_whose_client_gave_up_while_waiting_never_reaches_the_app(certs, monkeypatch):
+def test_a_request_whose_client_gave_up_while_waiting_never_reaches_the_app(monkeypatch, late_app):
     """While the app restarts a request waits (its connection not read meanwhile); a client that hangs up in that
     time must not have its request delivered once the app is back: a chat message would be sent twice when the
     phone tries again."""
     monkeypatch.setattr(pool_module, "RETRY_GAPS", (60.0,))  # only the kick below ends the wait
-    port = free_port()
-    h = Harness(certs)
-    try:
-        h.start_proxy(Origin("127.0.0.1", port), upstream_wait=120.0)
-        c = h.client()
-        c.send(b"POST /send-message HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-        time.sleep(0.5)  # refused once: now waiting
-        c.close()  # the client gives up
-        time.sleep(0.2)
-        from tests.proxy.fake_upstream import FakeApp
-        app = FakeApp()
-
-        async def start_and_say_so():
-            server = await asyncio.start_server(app.handle, "127.0.0.1", port)
-            h.proxy.upstream_back()
-            return server
-
-        server = h.run(start_and_say_so())
-        try:
-            assert h.wait_for(lambda: [log.status for log in h.logs] == [499])
-            time.sleep(0.3)
-            assert app.requests == []  # (connected to, then kept idle for the next request: nothing sent)
-            assert h.client().request().status == 200  # and the next client is served
-        finally:
-            h.call(server.close)
-    finally:
-        h.close()
+    c = late_app.waiting_client(120.0, b"POST /send-message HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    c.close()  # the client gives up
+    time.sleep(0.2)
+    late_app.start_app(say_back=True)
+    h = late_app.h
+    assert h.wait_for(lambda: [log.status for log in h.logs] == [499])
+    time.sleep(0.3)
+    assert late_app.app.requests == []  # (connected to, then kept idle for the next request: nothing sent)
+    assert h.client().request().status == 200  # and the next client is served

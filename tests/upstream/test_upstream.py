@@ -39,6 +39,15 @@ async def probe_variant(variant: str) -> upstream.UpstreamInfo:
         await fake.close()
 
 
+async def probe_raw(handle, timeout: float) -> upstream.UpstreamInfo | None:
+    """upstream.probe of a bare server on loopback whose every connection ``handle`` serves."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        return await upstream.probe(UpstreamAddr("127.0.0.1", server.sockets[0].getsockname()[1]), timeout=timeout)
+    finally:
+        server.close()
+
+
 def test_normal_open_webui():
     info = run(probe_variant("normal"))
     assert info.reachable and info.is_open_webui
@@ -98,12 +107,7 @@ async def _silent_or_closing(close_at_once: bool):
             pass
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        return await upstream.probe(UpstreamAddr("127.0.0.1", port), timeout=0.3)
-    finally:
-        server.close()
+    return await probe_raw(handle, timeout=0.3)
 
 
 @pytest.mark.parametrize("close_at_once", [False, True])
@@ -331,21 +335,13 @@ def test_fake_origin_allow_list_applies_to_any_variant():
 
 @pytest.mark.slow  # the probe then checks for TLS, which waits 2 s for an answer that never comes
 def test_truncated_answer_is_unreachable_not_a_crash():
-    async def scenario():
-        async def handle(reader, writer):
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
-            await writer.drain()
-            writer.close()
+    async def handle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+        await writer.drain()
+        writer.close()
 
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            return await upstream.probe(UpstreamAddr("127.0.0.1", port), timeout=3)
-        finally:
-            server.close()
-
-    info = asyncio.run(scenario())
+    info = run(probe_raw(handle, timeout=3))
     assert info is not None and info.reachable is False
 
 

@@ -20,7 +20,7 @@ from devhttps.ca import caroot
 from devhttps.gate import hook as gate_hook
 from devhttps.proxy.server import ProxyServer
 from devhttps.proxy.types import Origin
-from devhttps.tunnels.base import AgentThread, Opened, Tunnel
+from devhttps.tunnels.base import AgentThread, Opened
 from devhttps.ui import public_banner
 from devhttps.ui.console import UI
 from devhttps.upstream import probe as upstream
@@ -53,7 +53,7 @@ class PublicSession(Session):
         opened = await self._open(agent, port)
         self.serving = True
         scan, masked, scan_file = self._scan_url(opened, gate, run_dir)
-        warnings = [*self.notices, *self._exposure_warnings(info, addr.url), *_streaming(tunnel, info),
+        warnings = [*self.notices, *self._exposure_warnings(info, addr.url, tunnel.carries_sse),
                     *opened.notes]
         public_banner.show(self.ui, self._banner_options(), public_banner.PublicReady(
             tunnel.name, addr, info, opened.url, scan, masked, scan_file, port, warnings))
@@ -96,19 +96,9 @@ class PublicSession(Session):
                 "--unsafe-public if you really mean to open it to everyone",
                 "drop --no-gate")
 
-    def _exposure_warnings(self, info: Any, upstream_url: str) -> list[tuple[str, str]]:
-        found = list(upstream.warnings(info, local_url=upstream_url + "/"))
+    def _exposure_warnings(self, info: Any, upstream_url: str, carries_sse: bool) -> list[tuple[str, str]]:
+        found = list(upstream.warnings(info, local_url=upstream_url + "/", carries_sse=carries_sse))
         if not self.pcfg.gate:
             found.insert(0, ("NO ACCESS GATE: anyone who has the public URL reaches the app",
                              "leave out --no-gate to let in only browsers that scan the QR code"))
         return found
-
-
-def _streaming(tunnel: Tunnel, info: Any) -> list[tuple[str, str]]:
-    """Open WebUI streams chat over Socket.IO (a WebSocket) when its WebSocket support is on; without it, answers
-    stream as Server-Sent Events, which some tunnels do not carry."""
-    if tunnel.carries_sse or info.websocket is not False:
-        return []
-    return [(f"this {tunnel.name} tunnel does not carry Server-Sent Events, and Open WebUI's WebSocket support is "
-             "off: chat answers would stream as events, and may arrive all at once or not at all",
-             "restart Open WebUI with ENABLE_WEBSOCKET_SUPPORT=true (the default), or use local mode (`devhttps`)")]

@@ -226,8 +226,10 @@ def _not_found(candidates: Sequence[UpstreamAddr], wait: float, explicit: bool) 
 # --- what to tell the user ----------------------------------------------------------------
 
 
-def warnings(info: UpstreamInfo, *, local_url: str = "https://localhost:8443/") -> list[tuple[str, str]]:
-    """(message, hint) pairs, most serious first. ``local_url`` is where to act on this machine."""
+def warnings(info: UpstreamInfo, *, local_url: str = "https://localhost:8443/",
+             carries_sse: bool = True) -> list[tuple[str, str]]:
+    """(message, hint) pairs, most serious first. ``local_url`` is where to act on this machine; ``carries_sse``:
+    whether the way to the phone carries Server-Sent Events (a Cloudflare quick tunnel does not)."""
     found: list[tuple[str, str]] = []
     if info.onboarding:
         found.append((
@@ -237,7 +239,12 @@ def warnings(info: UpstreamInfo, *, local_url: str = "https://localhost:8443/") 
         found.append((
             "Open WebUI runs without login (WEBUI_AUTH=False): anyone who can reach this machine gets full access",
             "restart Open WebUI without WEBUI_AUTH=False, or keep devhttps on this machine with --bind 127.0.0.1"))
-    if info.websocket is False:
+    if info.websocket is False and not carries_sse:  # answers then stream as events, which this way drops
+        found.append((
+            "Open WebUI's WebSocket support is off (ENABLE_WEBSOCKET_SUPPORT=false), and this tunnel does not carry "
+            "Server-Sent Events: chat answers would stream as events, and may arrive all at once or not at all",
+            "restart Open WebUI with ENABLE_WEBSOCKET_SUPPORT=true (the default), or use local mode (`devhttps`)"))
+    elif info.websocket is False:
         found.append((
             "Open WebUI's WebSocket support is off (ENABLE_WEBSOCKET_SUPPORT=false): chats and voice calls may stall",
             "restart Open WebUI with ENABLE_WEBSOCKET_SUPPORT=true (the default)"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from bench_clients import big_gets, new_connections, sequential_gets, sse, upload, ws_echo
 from bench_load import HeldConnections, keepalive_load, wrk_load, wrk_path
 from bench_report import Results, percentile
-from bench_targets import Target, cpu_seconds, memory_kib, open_fds
+from bench_targets import Target, cpu_seconds, memory_kib, open_fds, outgoing_connections
 from bench_upstream import MIB
 
 
@@ -142,7 +142,7 @@ class Phases:
         p, pid = self.plan, t.proc.pid
         load = lambda n: _run(keepalive_load(t.endpoint, p.leak_conns, total=n, per_conn=p.leak_per_conn))  # noqa: E731
         load(max(p.leak_requests // 10, p.leak_conns))  # warm-up: caches, pools, first-use allocations
-        fds, rss = _settled_fds(pid, None), memory_kib([pid])
+        fds, rss = _settled_fds(pid, None), memory_kib([pid])  # (idle connections to the upstream aside)
         samples = []
         for _ in range(5):
             done = load(p.leak_requests // 5)
@@ -152,16 +152,20 @@ class Phases:
         fds_after = _settled_fds(pid, fds)
         self.res.leak[t.name] = {"requests": p.leak_requests // 5 * 5, "per_conn": p.leak_per_conn,
                                  "fds_before": fds, "fds_after": fds_after, "fd_growth": fds_after - fds,
+                                 "upstream_conns": outgoing_connections(pid), "load_conns": p.leak_conns,
                                  "rss_before_mib": rss / 1024,
                                  "rss_growth_kib": memory_kib([pid]) - rss, "rss_samples_mib": samples}
 
 
 def _settled_fds(pid: int, target: int | None, wait: float = 3.0) -> int:
-    """The proxy may close its side a moment after the client: wait up to `wait` s for the count to settle."""
-    deadline, last = time.monotonic() + wait, open_fds(pid)
+    """Open files, not counting the idle connections to the upstream that the proxy keeps for the next requests
+    (as many as the load had at once, at most: checked apart). The proxy may close its side a moment after the
+    client: wait up to `wait` s for the count to settle."""
+    counted = lambda: open_fds(pid) - outgoing_connections(pid)  # noqa: E731
+    deadline, last = time.monotonic() + wait, counted()
     while time.monotonic() < deadline:
         time.sleep(0.1)
-        now = open_fds(pid)
+        now = counted()
         if (target is not None and now <= target) or (target is None and now == last):
             return now
         last = now

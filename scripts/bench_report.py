@@ -129,6 +129,10 @@ def _leak_checks(res: Results, target: str, slack: float) -> list[Check]:
     n = leak["requests"]
     return [
         Check(target, f"open files flat over {n} requests", f"{leak['fd_growth']:+d} fds", leak["fd_growth"] <= 0),
+        # (a client that replaces another may connect before the other has closed: twice the load at the most)
+        Check(target, "idle upstream connections <= 2x the load's connections",
+              f"{leak.get('upstream_conns', 0)} for {leak.get('load_conns', 0)}",
+              leak.get("upstream_conns", 0) <= 2 * leak.get("load_conns", 0)),
         Check(target, f"memory flat over {n} requests (<= {2 * slack:.1f} MiB)",
               f"{leak['rss_growth_kib'] / 1024:+.2f} MiB", leak["rss_growth_kib"] <= 2048 * slack),
     ]

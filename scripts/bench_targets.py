@@ -140,6 +140,28 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def outgoing_connections(pid: int) -> int:
+    """The process's established TCP connections that it made itself (its local port is none it listens on): a
+    proxy's idle connections to its upstream, whose number follows the load's concurrency (Linux /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    rows = []
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        rows += [(f[1].rsplit(":", 1)[1], f[3], f[9]) for f in (line.split() for line in lines) if f[9] in inodes]
+    listening = {port for port, state, _ in rows if state == "0A"}  # TCP_LISTEN
+    return sum(1 for port, state, _ in rows if state == "01" and port not in listening)  # TCP_ESTABLISHED
+
+
 # ---- starting things --------------------------------------------------------------------------
 
 def _wait_ready(target: Target, timeout: float) -> None:

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             say(USAGE)
             return 0
         if command == "config":
-            return cmd_config(args, recorder)
+            return cmd_config(args)
         if command == "update":
             say("No update available, this is the latest version.")
             return 0

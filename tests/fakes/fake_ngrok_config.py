@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.fakes.fake_ngrok_output import REDACTED, Fatal, Recorder, say
+from tests.fakes.fake_ngrok_output import REDACTED, Fatal, say
 from tests.fakes.fake_ngrok_yaml import ConfigError, dump_yaml, parse_config_text
 
 VALUE_FLAGS = {"--config", "--authtoken", "--api-key", "--log", "--log-format", "--log-level", "--region",
@@ -142,7 +142,7 @@ def redact_argv(argv: list[str], secrets: set[str]) -> list[str]:
     return out
 
 
-def cmd_config(args: Args, recorder: Recorder) -> int:
+def cmd_config(args: Args) -> int:
     sub = args.positional[1] if len(args.positional) > 1 else ""
     paths = args.config_paths()
     path = paths[-1] if paths else str(default_config_path())

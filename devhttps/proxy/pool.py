@@ -351,7 +351,8 @@ class UpstreamPool:
 
 
 class StillStopping(OSError):
-    """The app's old run did not stop within the wait (see UpstreamPool.restarting)."""
+    """No connection was tried: the app's old run did not stop within the wait (see UpstreamPool.restarting), or
+    devhttps itself is stopping."""
 
 
 def connect_error(exc: BaseException) -> str:

@@ -173,8 +173,9 @@ class CloudflareTunnel:
                 os.close(errors)
                 raise DevhttpsError("could not open the cloudflare tunnel: stopped while starting", "")
             try:
+                # (stdout too: where its command-line parser says what it did not understand, and exits 0)
                 self._proc = subprocess.Popen(argv, env=self._agent_env(), stdin=subprocess.DEVNULL,
-                                              stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
+                                              stdout=errors, stderr=errors, start_new_session=True)
             except OSError as exc:  # the launcher could not run (e.g. a temporary folder mounted noexec)
                 raise DevhttpsError(f"could not start cloudflared: {exc.strerror or exc}",
                                     "make the temporary folder executable (TMPDIR=DIR), or use local mode "

@@ -105,6 +105,11 @@ def go_unquote(quoted: str) -> str | None:
 
 def exited(log: AgentLog, code: int | None, protocol: str = "auto") -> DevhttpsError:
     """The error for an agent that ended while devhttps waited for it."""
+    usage = next((line for line in reversed(log.errors) if line.startswith("Incorrect Usage")), None)
+    if usage is not None:  # urfave/cli, with its help after it: the first line is what it did not understand
+        return DevhttpsError(f"could not open the cloudflare tunnel: this cloudflared did not understand the command "
+                             f"line devhttps gave it ({usage[:200]})",
+                             f"update it (`cloudflared update`, or your package manager), or {install_hint()}")
     detail = log.last_error or f"it exited with status {code}"
     if _OFFLINE.search(detail):
         return cannot_reach(detail, protocol)

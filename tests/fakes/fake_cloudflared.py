@@ -36,6 +36,7 @@ FAKE_CLOUDFLARED_MODE
   exit       cannot reach Cloudflare's API: the real exit message, status 1
   orphan     as ok, but ignores SIGTERM, SIGINT and SIGHUP: only SIGKILL ends it (it would outlive its parent)
 FAKE_CLOUDFLARED_VALID_TOKEN  with `run`: any other token is refused ("Unauthorized"), exit 1
+FAKE_CLOUDFLARED_UNDEFINED    flags it does not define, comma-separated (an older release): their usage error
 FAKE_CLOUDFLARED_REMOTE_CONFIG  with `run`: a dashboard-managed tunnel; this JSON ({"ingress": [...]}) is logged
                               as the edge's "Updated to new configuration", and the connection's line only 30 s
                               later (in reality it comes first), so that no test ever looks the hostname up

@@ -18,6 +18,7 @@ Go's flag package, altsrc for the config file).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,7 +92,8 @@ class Invocation:
 
 def parse_flags(args: list[str], flags: tuple[Flag, ...], command: str) -> tuple[dict[str, str], list[str]]:
     """Go's FlagSet.Parse: the flags given (by their names, not aliases), and the arguments after them."""
-    known = {name: flag for flag in flags for name in (flag.name, *flag.aliases)}
+    older = set(os.environ.get("FAKE_CLOUDFLARED_UNDEFINED", "").split(","))  # flags an older release lacks
+    known = {name: flag for flag in flags if flag.name not in older for name in (flag.name, *flag.aliases)}
     given: dict[str, str] = {}
     while args:
         arg = args[0]

@@ -143,6 +143,15 @@ def test_where_udp_is_blocked_the_error_says_protocol_http2_and_that_gets_throug
     assert gone(s)
 
 
+def test_a_cloudflared_that_does_not_understand_its_command_line_is_said_so(cloudflare_setup):
+    s = cloudflare_setup
+    older = {**s.env, "FAKE_CLOUDFLARED_UNDEFINED": "protocol"}  # prints its usage error on stdout, exits 0
+    result, error = fails(s, *s.args("--demo", "--protocol", "http2", "--timeout", "10"), env=older)
+    assert result.returncode == 1 and "did not understand the command line" in error["message"]
+    assert "flag provided but not defined: -protocol" in error["message"] and "update it" in error["hint"]
+    assert gone(s)
+
+
 def test_an_edge_that_answers_late_is_waited_for_and_one_that_never_does_is_reported(cloudflare_setup):
     s = cloudflare_setup
     late = {**s.env, "FAKE_CLOUDFLARED_MODE": "slow-edge", "FAKE_CLOUDFLARED_EDGE_DELAY": "2"}

@@ -28,10 +28,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_HELD: list[socket.socket] = []  # (open as long as the tests run)
+
+
+def dead_port() -> int:
+    """A port nothing listens on, and nothing else can take while the tests run (a server another test starts on
+    port 0 would otherwise get it, and answer): bound, never listening, so a connection to it is refused."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    return sock.getsockname()[1]
+
+
 @pytest.fixture
 def dead_upstream(certs):
     h = Harness(certs)
-    h.start_proxy(Origin("127.0.0.1", free_port()), unreachable_hint="Start it with `serve-me --port 1`.")
+    h.start_proxy(Origin("127.0.0.1", dead_port()), unreachable_hint="Start it with `serve-me --port 1`.")
     yield h
     h.close()
 
@@ -56,7 +68,7 @@ def test_502_is_json_when_the_client_asks_for_json(dead_upstream):
 def test_502_without_a_hint_says_to_start_the_app(certs):
     h = Harness(certs)
     try:
-        h.start_proxy(Origin("127.0.0.1", free_port()))
+        h.start_proxy(Origin("127.0.0.1", dead_port()))
         data = json.loads(h.client().request(headers={"Accept": "application/json"}).body)
         assert data["hint"] == "Start the app, then try again."
     finally:

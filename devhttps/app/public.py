@@ -25,6 +25,8 @@ from devhttps.ui import public_banner
 from devhttps.ui.console import UI
 from devhttps.upstream import probe as upstream
 
+DEBUG_LINES = 40  # of the agent's log, shown with --debug when the tunnel could not open
+
 MASK = "…"  # what stands for the gate token in JSON
 
 
@@ -65,7 +67,16 @@ class PublicSession(Session):
             def report(line: str) -> None:  # (called from the agent's thread)
                 loop.call_soon_threadsafe(progress.update, line)
 
-            return await agent.open(port, report, self.pcfg.open_timeout)
+            try:
+                return await agent.open(port, report, self.pcfg.open_timeout)
+            except DevhttpsError:
+                if self.opts.debug:  # what the agent said, before its private folder goes
+                    said = agent.tunnel.log_tail(DEBUG_LINES)
+                    self.ui.debug(f"the {agent.tunnel.name} agent's last log lines:" if said else
+                                  f"the {agent.tunnel.name} agent wrote nothing to its log")
+                    for line in said:
+                        self.ui.debug(f"  {line}")
+                raise
 
     def _scan_url(self, opened: Opened, gate: gate_hook.Gate | None,
                   run_dir: Path) -> tuple[str, str, Path | None]:

@@ -15,8 +15,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+_TAIL_BYTES = 64 * 1024  # read of an agent's log for log_tail()
 _LAUNCHER = '''#!{python}
 # Starts {real} so that it dies with the devhttps process that started it (PR_SET_PDEATHSIG).
 import ctypes, os, signal, sys
@@ -48,6 +50,22 @@ def launcher(real: Path, run_dir: Path, name: str, marker: str) -> Path:
     path.write_text(text)
     path.chmod(0o700)
     return path
+
+
+def log_tail(run_dir: Path, name: str, lines: int, mask: Callable[[str], str]) -> list[str]:
+    """The last ``lines`` lines the agent wrote to its private log (its stderr, see launcher), with ``mask``
+    applied (it takes the secrets out)."""
+    try:
+        with open(run_dir / f"{name}.stderr", "rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(0, size - _TAIL_BYTES))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    found = text.splitlines()
+    if size > _TAIL_BYTES:
+        found = found[1:]  # (a line cut in two, perhaps through a secret: left out)
+    return [mask(line) for line in found if line.strip()][-lines:]
 
 
 def pid_file(folder: Path, name: str) -> Path:

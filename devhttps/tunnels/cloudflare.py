@@ -256,6 +256,9 @@ class CloudflareTunnel:
                              "check this machine's internet connection, run again with --debug, or use local mode "
                              "(`devhttps`) on the same network")
 
+    def log_tail(self, lines: int) -> list[str]:
+        return agent.log_tail(self.run_dir, NAME, lines, self._masked)
+
     def _masked(self, text: str) -> str:
         return text.replace(self._token, "…") if self._token else text
 

@@ -52,6 +52,7 @@ class NgrokTunnel:
         self._token: str | None = None  # to mask in anything the agent says (it repeats a refused token)
         self._aborted = False
         self._real: Path | None = None  # the agent program (prepare)
+        self._said: list[str] = []  # the agent's log lines pyngrok handed over with a failure
 
     # -- Tunnel -------------------------------------------------------------------------------------------
     def prepare(self, progress: Progress) -> None:
@@ -157,6 +158,7 @@ class NgrokTunnel:
         try:
             tunnel = ngrok.connect(f"http://127.0.0.1:{local_port}", "http", pyngrok_config=cfg, **options)
         except PyngrokNgrokError as exc:
+            self._said = [str(getattr(log, "line", log)) for log in exc.ngrok_logs]  # (its stdout, as pyngrok read it)
             text = self._masked(_error_text(exc))
             if retry and error_code(text) == SESSION_LIMIT and self._kill_recorded():
                 progress("stopped an ngrok agent an earlier devhttps left running; trying again")
@@ -170,6 +172,10 @@ class NgrokTunnel:
                                 ) from None
         self._record()
         return str(tunnel.public_url)
+
+    def log_tail(self, lines: int) -> list[str]:
+        said = [self._masked(line) for line in self._said if line.strip()]
+        return [*said, *agent.log_tail(self.run_dir, NAME, lines, self._masked)][-lines:]
 
     def _masked(self, text: str) -> str:
         return text.replace(self._token, "…") if self._token else text

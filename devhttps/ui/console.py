@@ -77,6 +77,10 @@ class UI:
         if not self.json_mode:
             self._write(self.err if err else self.out, text)
 
+    def debug(self, text: str) -> None:
+        """--debug detail: on stderr in every mode (with --json, stdout stays one event per line)."""
+        self._write(self.err, text)
+
     def event(self, event: str, text: str | None = None, /, **fields: Any) -> None:
         """A thing that happened: a JSON object in --json mode, else ``text`` if given."""
         if self.json_mode:

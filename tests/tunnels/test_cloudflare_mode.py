@@ -143,6 +143,15 @@ def test_where_udp_is_blocked_the_error_says_protocol_http2_and_that_gets_throug
     assert gone(s)
 
 
+def test_debug_shows_what_cloudflared_said(cloudflare_setup):
+    s = cloudflare_setup
+    result, error = fails(s, "--debug", *s.args("--demo", "--timeout", "10"),
+                          env={**s.env, "FAKE_CLOUDFLARED_MODE": "exit"})
+    assert result.returncode == 1 and "the cloudflare agent's last log lines:" in result.stderr
+    assert "failed to request quick Tunnel" in result.stderr.split("last log lines:", 1)[1]
+    assert gone(s)
+
+
 def test_a_cloudflared_that_does_not_understand_its_command_line_is_said_so(cloudflare_setup):
     s = cloudflare_setup
     older = {**s.env, "FAKE_CLOUDFLARED_UNDEFINED": "protocol"}  # prints its usage error on stdout, exits 0

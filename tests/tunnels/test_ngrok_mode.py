@@ -161,6 +161,19 @@ def test_each_agent_failure_is_one_plain_error(ngrok_setup, mode, words):
     assert no_agent_left()
 
 
+def test_debug_shows_what_the_agent_said_with_its_token_masked(ngrok_setup):
+    s = ngrok_setup
+    result = subprocess.run([sys.executable, "-m", "devhttps", "--json", "--debug", *s.args("--demo")], env={
+        **os.environ, "PYTHONPATH": str(ROOT), **s.env, "FAKE_NGROK_MODE": "err105"},
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "the ngrok agent's last log lines:" in result.stderr
+    said = result.stderr.split("the ngrok agent's last log lines:", 1)[1]
+    assert "ERR_NGROK_105" in said and "…" in said  # the agent repeated the token: masked
+    assert TOKEN not in result.stdout + result.stderr
+    json.loads(result.stdout.strip().splitlines()[-1])  # (stdout stays one event per line)
+    assert no_agent_left()
+
+
 def test_a_silent_agent_is_stopped_at_the_deadline(ngrok_setup):
     s = ngrok_setup
     env = {**os.environ, "PYTHONPATH": str(ROOT), **s.env, "FAKE_NGROK_MODE": "hang"}

@@ -70,8 +70,8 @@ class PublicSession(Session):
             try:
                 return await agent.open(port, report, self.pcfg.open_timeout)
             except DevhttpsError:
-                if self.opts.debug:  # what the agent said, before its private folder goes
-                    said = agent.tunnel.log_tail(DEBUG_LINES)
+                said = agent.tunnel.log_tail(DEBUG_LINES) if self.opts.debug else None  # (None: it never ran)
+                if said is not None:  # what the agent said, before its private folder goes
                     self.ui.debug(f"the {agent.tunnel.name} agent's last log lines:" if said else
                                   f"the {agent.tunnel.name} agent wrote nothing to its log")
                     for line in said:

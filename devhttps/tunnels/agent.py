@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import time
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 _TAIL_BYTES = 64 * 1024  # read of an agent's log for log_tail()
+_LINE_CHARS = 500  # shown of one line of it
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")  # ANSI sequences, control characters
 _LAUNCHER = '''#!{python}
 # Starts {real} so that it dies with the devhttps process that started it (PR_SET_PDEATHSIG).
 import ctypes, os, signal, sys
@@ -52,20 +55,29 @@ def launcher(real: Path, run_dir: Path, name: str, marker: str) -> Path:
     return path
 
 
-def log_tail(run_dir: Path, name: str, lines: int, mask: Callable[[str], str]) -> list[str]:
+def log_tail(run_dir: Path, name: str, lines: int, mask: Callable[[str], str]) -> list[str] | None:
     """The last ``lines`` lines the agent wrote to its private log (its stderr, see launcher), with ``mask``
-    applied (it takes the secrets out)."""
+    applied (it takes the secrets out), made safe to print; None when it has no log (it never ran)."""
     try:
         with open(run_dir / f"{name}.stderr", "rb") as log:
             size = log.seek(0, os.SEEK_END)
             log.seek(max(0, size - _TAIL_BYTES))
             text = log.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
     except OSError:
         return []
-    found = text.splitlines()
+    found = text.split("\n")[:-1]  # (the last piece: nothing, or a line still being written, perhaps half a secret)
     if size > _TAIL_BYTES:
-        found = found[1:]  # (a line cut in two, perhaps through a secret: left out)
-    return [mask(line) for line in found if line.strip()][-lines:]
+        found = found[1:]  # (the first: a line the read began inside, perhaps through a secret)
+    shown = [printable(mask(line)) for line in found]
+    return [line for line in shown if line][-lines:]
+
+
+def printable(line: str) -> str:
+    """No terminal control sequences, and at most _LINE_CHARS characters (cut after masking: never in a secret)."""
+    line = _CONTROL.sub("", line).strip()
+    return line if len(line) <= _LINE_CHARS else line[:_LINE_CHARS] + "…"
 
 
 def pid_file(folder: Path, name: str) -> Path:

@@ -33,8 +33,8 @@ class Tunnel(Protocol):
     def open(self, local_port: int, progress: Progress) -> Opened: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
-    def log_tail(self, lines: int) -> list[str]:
-        """The agent's last log lines, secrets masked (for --debug)."""
+    def log_tail(self, lines: int) -> list[str] | None:
+        """The agent's last log lines, secrets masked (for --debug); None when no agent ran."""
 
 
 class AgentThread:

@@ -256,7 +256,7 @@ class CloudflareTunnel:
                              "check this machine's internet connection, run again with --debug, or use local mode "
                              "(`devhttps`) on the same network")
 
-    def log_tail(self, lines: int) -> list[str]:
+    def log_tail(self, lines: int) -> list[str] | None:
         return agent.log_tail(self.run_dir, NAME, lines, self._masked)
 
     def _masked(self, text: str) -> str:

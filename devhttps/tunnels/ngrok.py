@@ -173,9 +173,12 @@ class NgrokTunnel:
         self._record()
         return str(tunnel.public_url)
 
-    def log_tail(self, lines: int) -> list[str]:
-        said = [self._masked(line) for line in self._said if line.strip()]
-        return [*said, *agent.log_tail(self.run_dir, NAME, lines, self._masked)][-lines:]
+    def log_tail(self, lines: int) -> list[str] | None:
+        written = agent.log_tail(self.run_dir, NAME, lines, self._masked)
+        if written is None and not self._said:
+            return None
+        said = [agent.printable(self._masked(line)) for line in self._said]
+        return [line for line in [*said, *(written or [])] if line][-lines:]
 
     def _masked(self, text: str) -> str:
         return text.replace(self._token, "…") if self._token else text

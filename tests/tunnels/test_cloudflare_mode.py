@@ -143,12 +143,22 @@ def test_where_udp_is_blocked_the_error_says_protocol_http2_and_that_gets_throug
     assert gone(s)
 
 
-def test_debug_shows_what_cloudflared_said(cloudflare_setup):
+def test_debug_shows_what_cloudflared_said(cloudflare_setup, tmp_path):
     s = cloudflare_setup
     result, error = fails(s, "--debug", *s.args("--demo", "--timeout", "10"),
                           env={**s.env, "FAKE_CLOUDFLARED_MODE": "exit"})
     assert result.returncode == 1 and "the cloudflare agent's last log lines:" in result.stderr
     assert "failed to request quick Tunnel" in result.stderr.split("last log lines:", 1)[1]
+    token_file = tmp_path / "token"
+    token_file.write_text(NAMED_TOKEN + "\n")
+    refused = {**s.env, "FAKE_CLOUDFLARED_VALID_TOKEN": "another" + NAMED_TOKEN}
+    result, error = fails(s, "--debug", *s.args("--demo", "--hostname", "phone.example.com", "--token-file",
+                                                str(token_file)), env=refused)
+    assert "Unauthorized" in result.stderr.split("last log lines:", 1)[1]
+    assert NAMED_TOKEN not in result.stdout + result.stderr
+    result, error = fails(s, "--debug", *s.args("--demo"), env={**s.env, "FAKE_CLOUDFLARED_VERSION": "2021.5.10"})
+    assert "too old" in error["message"] or "2021.5.10" in error["message"]
+    assert "log lines" not in result.stderr and "wrote nothing" not in result.stderr  # (no agent ran)
     assert gone(s)
 
 

@@ -44,9 +44,9 @@ class Owner(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     transport: asyncio.Transport  # from connection_made on: the pool hands out only connected ones
 
-    def __init__(self, pool: UpstreamPool) -> None:
+    def __init__(self, pool: UpstreamPool, generation: int) -> None:
         self.pool = pool
-        self.generation = pool.generation  # the app's run it was made to (see UpstreamPool.restarting)
+        self.generation = generation  # the app's run it was made to (see UpstreamPool.restarting)
         self.owner: Owner | None = None
         self.method = "GET"
         self.buf = bytearray()
@@ -319,10 +319,10 @@ class UpstreamPool:
         tls = _upstream_tls() if self.addr.tls else None
         generation = self.generation  # (a restart may begin while it connects: it is then to the old run)
         _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: UpstreamConnection(self), self.addr.host, self.addr.port, ssl=tls),
+            loop.create_connection(lambda: UpstreamConnection(self, generation), self.addr.host, self.addr.port,
+                                   ssl=tls),
             self.connect_timeout,
         )
-        conn.generation = generation
         return conn
 
     def put(self, conn: UpstreamConnection) -> None:

@@ -74,10 +74,8 @@ class CloudflareTunnel:
         self._token = self._read_token() if self.hostname else None
 
     def open(self, local_port: int, progress: Progress) -> Opened:
-        if self._real is None:
-            self.prepare(progress)
         real = self._real
-        assert real is not None
+        assert real is not None, "prepare() comes first (AgentThread calls both)"
         until = time.monotonic() + self.deadline
         agent.kill_recorded(self.run_dir, self.state_dir, NAME)  # one an earlier devhttps left behind
         progress("starting cloudflared")

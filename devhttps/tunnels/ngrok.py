@@ -63,10 +63,7 @@ class NgrokTunnel:
         from pyngrok import conf
 
         real = self._real
-        if real is None:
-            self.prepare(progress)
-            real = self._real
-        assert real is not None
+        assert real is not None, "prepare() comes first (AgentThread calls both)"
         config = str(self._write_config())  # (its path is in the agent's command line: the agent's marker)
         cfg = conf.PyngrokConfig(ngrok_path=str(agent.launcher(real, self.run_dir, NAME, config)),
                                  config_path=config, config_version="2", request_timeout=10)
